@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/odometer-dev/odometer"
+	odohttp "github.com/odometer-dev/odometer/http"
+	"github.com/odometer-dev/odometer/sqlite"
+)
+
+type serveOptions struct {
+	addr, db, config  string
+	aggregateInterval time.Duration
+	logFormat         string
+	logLevel          string
+	maxEventBytes     int64
+	maxBatchBytes     int64
+}
+
+func newServeCommand() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Odometer server",
+		Long: `Run the Odometer server: the HTTP API, the aggregation scheduler and the
+webhook sender, on embedded SQLite by default.
+
+Every flag can also be set in the environment: ODOMETER_ADDR, ODOMETER_DB,
+ODOMETER_CONFIG, ODOMETER_AGGREGATE_INTERVAL, ODOMETER_LOG_FORMAT. The
+environment variable ODOMETER_API_KEY, when set, is accepted as an admin key.`,
+		Example: `  odometer serve
+  odometer serve --addr 0.0.0.0:8080 --db /var/lib/odometer/odometer.db --config /etc/odometer/systemconfig.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), o, cmd.Flags().Changed("config") || os.Getenv("ODOMETER_CONFIG") != "", cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	interval, err := time.ParseDuration(envOr("ODOMETER_AGGREGATE_INTERVAL", "5m"))
+	if err != nil {
+		interval = 5 * time.Minute
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", envOr("ODOMETER_ADDR", "127.0.0.1:8080"), "address to listen on (ODOMETER_ADDR)")
+	f.StringVar(&o.db, "db", envOr("ODOMETER_DB", "odometer.db"), "database: a SQLite path, sqlite:PATH (ODOMETER_DB)")
+	f.StringVar(&o.config, "config", envOr("ODOMETER_CONFIG", "systemconfig.json"), "configuration file (ODOMETER_CONFIG)")
+	f.DurationVar(&o.aggregateInterval, "aggregate-interval", interval, "how often the scheduler aggregates and finalizes (ODOMETER_AGGREGATE_INTERVAL)")
+	f.StringVar(&o.logFormat, "log-format", envOr("ODOMETER_LOG_FORMAT", ""), "log format: text or json (default: text on a terminal, json otherwise)")
+	f.StringVar(&o.logLevel, "log-level", envOr("ODOMETER_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.Int64Var(&o.maxEventBytes, "max-event-bytes", odohttp.DefaultMaxEventBytes, "largest body of POST /usage/{eventType}")
+	f.Int64Var(&o.maxBatchBytes, "max-batch-bytes", odohttp.DefaultMaxBatchBytes, "largest body of POST /usagebatch")
+	return cmd
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error")
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json")
+}
+
+// openStore opens the store named by --db.
+func openStore(ctx context.Context, db string) (*sqlite.Store, error) {
+	switch {
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		return nil, errors.New("--db: PostgreSQL is not supported by this build yet; use a SQLite path")
+	case strings.HasPrefix(db, "sqlite:"):
+		db = strings.TrimPrefix(db, "sqlite:")
+	}
+	if db == "" {
+		return nil, errors.New("--db: empty path")
+	}
+	return sqlite.Open(ctx, db)
+}
+
+func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, stderr io.Writer) error {
+	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := odometer.LoadConfig(o.config)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) || configGiven {
+			return err
+		}
+		cfg = odometer.ExampleConfig()
+		log.Warn("no configuration file; using the built-in example configuration", "file", o.config,
+			"eventTypes", strings.Join(cfg.EventOrder, ","))
+	}
+	if o.aggregateInterval <= 0 {
+		return errors.New("--aggregate-interval must be positive")
+	}
+
+	store, err := openStore(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var adminHash *[32]byte
+	if k := os.Getenv("ODOMETER_API_KEY"); k != "" {
+		h := odometer.HashKey(k)
+		adminHash = &h
+	} else {
+		keys, err := store.FindKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			secret, k := odometer.NewAPIKey(odometer.ScopeAdmin, "", "first admin key", time.Now())
+			if err := store.CreateKey(ctx, k); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Created an admin API key. It is shown this once; keep it safe:\n\n    %s\n\n"+
+				"Send it with every request, for example:\n    curl -H 'x-apikey: %s' http://%s/events\n\n", secret, secret, o.addr)
+		}
+	}
+
+	var cfgMu sync.RWMutex
+	current := func() *odometer.Config {
+		cfgMu.RLock()
+		defer cfgMu.RUnlock()
+		return cfg
+	}
+	agg := &odometer.Aggregator{Store: store, Config: current, Now: time.Now}
+	srv := &odohttp.Server{
+		Events: store, Keys: store, Aggs: store, Aggregator: agg,
+		Config: current, Now: time.Now, Logger: log, Version: version,
+		AdminKeyHash: adminHash, Ready: store.Ping,
+		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      10 * time.Minute, // a trigger answers when the work is done
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	log.Info("odometer serving", "addr", ln.Addr().String(), "db", o.db, "version", version,
+		"aggregateInterval", o.aggregateInterval.String(), "timezone", cfg.Timezone)
+
+	var wg sync.WaitGroup
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		schedule(runCtx, agg, o.aggregateInterval, log)
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		cancel()
+		wg.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	err = hs.Shutdown(sctx)
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// schedule runs the aggregator at start and every interval until ctx ends.
+func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		res, err := agg.Run(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("scheduled aggregation failed", "err", err)
+		case err == nil && (res.EventsProcessed > 0 || res.PeriodsCompleted > 0 || res.PeriodsRevised > 0):
+			log.Info("aggregated", "events", res.EventsProcessed, "created", res.AggregationsCreated,
+				"updated", res.AggregationsUpdated, "completed", res.PeriodsCompleted, "revised", res.PeriodsRevised,
+				"duration", time.Since(start).Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,382 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/odometer-dev/odometer"
+)
+
+// idIndex maps the hash of every stored client id to the seq of its event.
+// It lives in memory, loaded at start, because a B-tree index on random ids
+// makes every insert dirty a random page: at millions of events that costs
+// more than the insert itself. Two ids with one hash keep every seq.
+type idIndex struct {
+	mu    sync.RWMutex
+	seq   map[int64]int64
+	extra map[int64][]int64 // further seqs of hashes shared by several ids
+}
+
+func loadIDIndex(ctx context.Context, db *sql.DB) (*idIndex, error) {
+	ix := &idIndex{seq: make(map[int64]int64), extra: make(map[int64][]int64)}
+	rows, err := db.QueryContext(ctx, `SELECT idh, seq FROM events WHERE idh IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h, seq int64
+		if err := rows.Scan(&h, &seq); err != nil {
+			return nil, err
+		}
+		ix.add(h, seq)
+	}
+	return ix, rows.Err()
+}
+
+func (ix *idIndex) add(h, seq int64) {
+	if _, ok := ix.seq[h]; ok {
+		ix.extra[h] = append(ix.extra[h], seq)
+		return
+	}
+	ix.seq[h] = seq
+}
+
+// lookup returns the seqs stored under h; the caller holds mu.
+func (ix *idIndex) lookup(h int64) []int64 {
+	s, ok := ix.seq[h]
+	if !ok {
+		return nil
+	}
+	return append([]int64{s}, ix.extra[h]...)
+}
+
+// request is one CreateEvents call waiting for its commit.
+type request struct {
+	events []odometer.Event
+	dup    []bool
+	err    error
+	done   chan struct{}
+}
+
+// committer is the group commit: one goroutine takes every request queued
+// while the previous commit ran and stores them in one transaction, so
+// that concurrent requests share one fsync.
+type committer struct {
+	s       *Store
+	queue   chan *request
+	stop    chan struct{}
+	stopped chan struct{}
+	nextSeq int64
+}
+
+// maxGroup bounds the events of one commit.
+const maxGroup = 20_000
+
+func newCommitter(s *Store, maxSeq int64) *committer {
+	c := &committer{s: s, queue: make(chan *request, 1024), stop: make(chan struct{}), stopped: make(chan struct{}), nextSeq: maxSeq + 1}
+	go c.run()
+	return c
+}
+
+func (c *committer) close() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.stopped
+}
+
+var errClosed = &odometer.Error{Code: odometer.EUNAVAILABLE, Message: "The server is shutting down; nothing was stored. Try again."}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	for {
+		var first *request
+		select {
+		case first = <-c.queue:
+		case <-c.stop:
+			// Refuse what is still queued: nothing of it was stored.
+			for {
+				select {
+				case r := <-c.queue:
+					r.err = errClosed
+					close(r.done)
+				default:
+					return
+				}
+			}
+		}
+		group := []*request{first}
+		n := len(first.events)
+	drain:
+		for n < maxGroup {
+			select {
+			case r := <-c.queue:
+				group = append(group, r)
+				n += len(r.events)
+			default:
+				break drain
+			}
+		}
+		c.commit(group)
+		for _, r := range group {
+			close(r.done)
+		}
+	}
+}
+
+// CreateEvents implements odometer.EventStore.
+func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
+	r := &request{events: events, done: make(chan struct{})}
+	select {
+	case s.ingest.queue <- r:
+	case <-s.ingest.stop:
+		return nil, errClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued, wait for the outcome even if the client goes away: the
+	// answer must say what was stored.
+	<-r.done
+	return r.dup, r.err
+}
+
+type pendingID struct {
+	id  string
+	fp  int64
+	seq int64
+}
+
+// commit stores a group in one transaction. A request with a conflicting
+// id fails alone; a store error fails every request of the group, and none
+// is acknowledged.
+func (c *committer) commit(group []*request) {
+	s := c.s
+	ctx := context.Background()
+	fail := func(err error) {
+		for _, r := range group {
+			if r.err == nil {
+				r.err, r.dup = err, nil
+			}
+		}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		fail(storeError("begin", err))
+		return
+	}
+	defer tx.Rollback()
+	get, err := tx.PrepareContext(ctx, `SELECT id, fp FROM events WHERE seq = ?`)
+	if err != nil {
+		fail(storeError("prepare", err))
+		return
+	}
+	defer get.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (seq, id, idh, fp, event_type, customer_id, value, metadata, ts, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		fail(storeError("prepare", err))
+		return
+	}
+	defer ins.Close()
+
+	seq := c.nextSeq
+	added := map[int64][]pendingID{} // ids stored by this group, by hash
+	var indexed []pendingID
+	s.ids.mu.RLock()
+	for _, r := range group {
+		r.dup = make([]bool, len(r.events))
+		fps := make([]int64, len(r.events))
+		mine := map[string]int{} // id -> index within the request
+		for i := range r.events {
+			e := &r.events[i]
+			fps[i] = e.Fingerprint()
+			if !e.ClientID {
+				continue
+			}
+			if j, ok := mine[e.ID]; ok {
+				if fps[j] != fps[i] {
+					r.err = conflict(e.ID)
+					break
+				}
+				r.dup[i] = true
+				continue
+			}
+			mine[e.ID] = i
+			h := odometer.IDHash(e.ID)
+			found := false
+			for _, p := range added[h] {
+				if p.id == e.ID {
+					found = true
+					if p.fp != fps[i] {
+						r.err = conflict(e.ID)
+					}
+					e.Seq = p.seq
+				}
+			}
+			for _, old := range s.ids.lookup(h) {
+				if found {
+					break
+				}
+				var id string
+				var fp int64
+				if err := get.QueryRowContext(ctx, old).Scan(&id, &fp); err != nil {
+					if errors.Is(err, sql.ErrNoRows) {
+						continue // deleted since
+					}
+					s.ids.mu.RUnlock()
+					fail(storeError("find id", err))
+					return
+				}
+				if id == e.ID {
+					found = true
+					if fp != fps[i] {
+						r.err = conflict(e.ID)
+					}
+					e.Seq = old
+				}
+			}
+			if r.err != nil {
+				break
+			}
+			r.dup[i] = found
+		}
+		if r.err != nil {
+			r.dup = nil
+			continue
+		}
+		// The request is valid: store what is new.
+		var mineAdded []pendingID
+		for i := range r.events {
+			if r.dup[i] {
+				continue
+			}
+			e := &r.events[i]
+			var idh any
+			if e.ClientID {
+				h := odometer.IDHash(e.ID)
+				idh = h
+				mineAdded = append(mineAdded, pendingID{e.ID, fps[i], seq})
+			}
+			var meta any
+			if e.Metadata != nil {
+				meta = string(e.Metadata)
+			}
+			if _, err := ins.ExecContext(ctx, seq, e.ID, idh, fps[i], e.EventType, e.CustomerID, e.Value, meta,
+				e.Time.UnixMilli(), e.ReceivedAt.UnixMilli()); err != nil {
+				s.ids.mu.RUnlock()
+				fail(storeError("insert event", err))
+				return
+			}
+			e.Seq = seq
+			seq++
+		}
+		for _, p := range mineAdded {
+			h := odometer.IDHash(p.id)
+			added[h] = append(added[h], p)
+			indexed = append(indexed, p)
+		}
+	}
+	s.ids.mu.RUnlock()
+	if err := tx.Commit(); err != nil {
+		fail(storeError("commit", err))
+		return
+	}
+	c.nextSeq = seq
+	s.ids.mu.Lock()
+	for _, p := range indexed {
+		s.ids.add(odometer.IDHash(p.id), p.seq)
+	}
+	s.ids.mu.Unlock()
+}
+
+func conflict(id string) error {
+	return &odometer.Error{Code: odometer.ECONFLICT,
+		Message: "An event with id " + strconv.Quote(id) + " is already stored with a different body"}
+}
+
+// FindEvents implements odometer.EventStore.
+func (s *Store) FindEvents(ctx context.Context, f odometer.EventFilter) ([]odometer.Event, string, error) {
+	var where []string
+	var args []any
+	if f.Cursor != "" {
+		c, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil || c < 0 {
+			return nil, "", odometer.Errorf(odometer.EINVALID, "cursor is not valid")
+		}
+		where, args = append(where, "seq < ?"), append(args, c)
+	}
+	if f.CustomerID != "" {
+		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
+	}
+	if f.EventType != "" {
+		where, args = append(where, "event_type = ?"), append(args, f.EventType)
+	}
+	if f.From != nil {
+		where, args = append(where, "ts >= ?"), append(args, ms(*f.From))
+	}
+	if f.To != nil {
+		where, args = append(where, "ts <= ?"), append(args, ms(*f.To))
+	}
+	q := `SELECT seq, id, idh IS NOT NULL, event_type, customer_id, value, metadata, ts, received_at FROM events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	q += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", storeError("find events", err)
+	}
+	defer rows.Close()
+	var out []odometer.Event
+	for rows.Next() {
+		var e odometer.Event
+		var meta sql.NullString
+		var ts, rcv int64
+		if err := rows.Scan(&e.Seq, &e.ID, &e.ClientID, &e.EventType, &e.CustomerID, &e.Value, &meta, &ts, &rcv); err != nil {
+			return nil, "", storeError("find events", err)
+		}
+		if meta.Valid {
+			e.Metadata = []byte(meta.String)
+		}
+		e.Time, e.ReceivedAt = fromMS(ts), fromMS(rcv)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", storeError("find events", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = strconv.FormatInt(out[limit-1].Seq, 10)
+	}
+	return out, next, nil
+}
+
+// ScanEvents implements odometer.AggregationStore.
+func (s *Store) ScanEvents(ctx context.Context, after int64, limit int, fn func(*odometer.Event) error) error {
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, event_type, customer_id, value, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return storeError("scan events", err)
+	}
+	defer rows.Close()
+	var e odometer.Event
+	for rows.Next() {
+		var ts int64
+		if err := rows.Scan(&e.Seq, &e.EventType, &e.CustomerID, &e.Value, &ts); err != nil {
+			return storeError("scan events", err)
+		}
+		e.Time = fromMS(ts)
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return storeError("scan events", rows.Err())
+}

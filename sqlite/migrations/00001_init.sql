@@ -1,0 +1,85 @@
+-- +goose Up
+-- Events are appended in arrival order (seq) and never indexed on a random
+-- key: deduplication uses an in-memory index of the client ids, loaded at
+-- start, so that ingest writes pages sequentially (see docs/DESIGN.md).
+CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT    NOT NULL,
+    idh         INTEGER,           -- hash of a client id; NULL for a generated one
+    fp          INTEGER NOT NULL,  -- fingerprint of what the client said
+    event_type  TEXT    NOT NULL,
+    customer_id TEXT    NOT NULL,
+    value       REAL    NOT NULL,
+    metadata    TEXT,
+    ts          INTEGER NOT NULL,  -- event time, Unix ms
+    received_at INTEGER NOT NULL   -- Unix ms
+);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('watermark', 0);
+
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL DEFAULT '',
+    scope        TEXT NOT NULL,
+    customer_id  TEXT NOT NULL DEFAULT '',
+    prefix       TEXT NOT NULL,
+    hash         BLOB NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+);
+
+-- One row per customer, event type and UTC day: the 15-minute slot states.
+CREATE TABLE buckets (
+    customer_id TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    day         INTEGER NOT NULL,
+    slots       BLOB    NOT NULL,
+    PRIMARY KEY (customer_id, event_type, day)
+) WITHOUT ROWID;
+
+CREATE TABLE aggregations (
+    id                 TEXT    PRIMARY KEY,
+    customer_id        TEXT    NOT NULL,
+    period             TEXT    NOT NULL,
+    period_key         TEXT    NOT NULL,
+    period_start       INTEGER NOT NULL,
+    period_end         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    states             BLOB    NOT NULL,
+    complete           INTEGER NOT NULL DEFAULT 0,
+    revision           INTEGER NOT NULL DEFAULT 0,
+    dirty              INTEGER NOT NULL DEFAULT 0,
+    published          TEXT,
+    wh_delivered       INTEGER NOT NULL DEFAULT 0,
+    wh_attempts        INTEGER NOT NULL DEFAULT 0,
+    wh_delivered_at    INTEGER,
+    wh_last_error      TEXT,
+    wh_last_attempt_at INTEGER,
+    wh_dry_run         INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX aggregations_customer ON aggregations (customer_id, period_start, id);
+CREATE INDEX aggregations_start ON aggregations (period_start, id);
+CREATE INDEX aggregations_due ON aggregations (period_end) WHERE complete = 0 OR dirty = 1;
+
+CREATE TABLE notifications (
+    id             INTEGER PRIMARY KEY,
+    type           TEXT    NOT NULL,
+    aggregation_id TEXT    NOT NULL,
+    customer_id    TEXT    NOT NULL,
+    revision       INTEGER NOT NULL,
+    payload        BLOB    NOT NULL,
+    created_at     INTEGER NOT NULL
+);
+
+-- +goose Down
+DROP TABLE notifications;
+DROP TABLE aggregations;
+DROP TABLE buckets;
+DROP TABLE api_keys;
+DROP TABLE meta;
+DROP TABLE events;

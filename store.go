@@ -1,0 +1,89 @@
+package odometer
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything a deployment keeps: one SQLite file, or one
+// PostgreSQL database.
+type Store interface {
+	EventStore
+	KeyStore
+	AggregationStore
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// EventStore stores usage events once, ever, by their client id.
+type EventStore interface {
+	// CreateEvents stores the events of one request atomically and durably
+	// (on disk before it returns). It sets each stored event's Seq. An event
+	// whose client id is already stored with the same fingerprint is not
+	// stored again and is reported in dup; with another fingerprint the
+	// whole request fails with ECONFLICT and nothing is stored. A store that
+	// cannot write answers EUNAVAILABLE.
+	CreateEvents(ctx context.Context, events []Event) (dup []bool, err error)
+
+	// FindEvents returns events newest first (by arrival), at most
+	// filter.Limit, and the cursor of the next page ("" at the end).
+	FindEvents(ctx context.Context, filter EventFilter) ([]Event, string, error)
+}
+
+// EventFilter selects events. From and To bound the event time.
+type EventFilter struct {
+	CustomerID string
+	EventType  string
+	From, To   *time.Time
+	Limit      int
+	Cursor     string
+}
+
+// KeyStore stores API keys by the SHA-256 of the key.
+type KeyStore interface {
+	CreateKey(ctx context.Context, k *APIKey) error
+	// FindKeyByHash returns the live key with this hash, or ENOTFOUND.
+	FindKeyByHash(ctx context.Context, hash [32]byte) (*APIKey, error)
+	FindKeys(ctx context.Context) ([]*APIKey, error)
+	// RevokeKey revokes the key with this id, or answers ENOTFOUND.
+	RevokeKey(ctx context.Context, id string, at time.Time) error
+	// TouchKey records that the key was used.
+	TouchKey(ctx context.Context, id string, at time.Time) error
+}
+
+// AggregationStore keeps buckets, aggregations and notifications.
+type AggregationStore interface {
+	// Watermark is the Seq of the last event folded into the aggregates.
+	Watermark(ctx context.Context) (int64, error)
+	// ScanEvents calls fn for each event with Seq > after, in Seq order,
+	// at most limit of them.
+	ScanEvents(ctx context.Context, after int64, limit int, fn func(*Event) error) error
+	// Aggregate runs fn in one write transaction that excludes every other
+	// aggregation run of this store (on every replica).
+	Aggregate(ctx context.Context, fn func(AggregationTx) error) error
+
+	FindAggregations(ctx context.Context, filter AggregationFilter) ([]*Aggregation, string, error)
+	// FindUsage returns, from one consistent snapshot, the buckets of a
+	// customer's event type for UTC days fromDay..toDay, and that
+	// customer's events of that type not yet folded into any bucket.
+	FindUsage(ctx context.Context, customerID, eventType string, fromDay, toDay int64) ([]Bucket, []Event, error)
+}
+
+// AggregationTx is the write side of one aggregation step.
+type AggregationTx interface {
+	Watermark() (int64, error)
+	SetWatermark(seq int64) error
+	// LoadBuckets returns the stored encodings of the buckets that exist.
+	LoadBuckets(keys []BucketKey) (map[BucketKey][]byte, error)
+	SaveBuckets(buckets map[BucketKey][]byte) error
+	// LoadAggregations returns those of ids that exist, by id.
+	LoadAggregations(ids []string) (map[string]*Aggregation, error)
+	// SaveAggregations inserts or replaces aggregations.
+	SaveAggregations(aggs []*Aggregation) error
+	// FindDue returns up to limit aggregations whose period ended at or
+	// before end and that are incomplete or dirty.
+	FindDue(end time.Time, limit int) ([]*Aggregation, error)
+	// AddNotifications records notifications due to webhook endpoints.
+	AddNotifications(ns []*Notification) error
+}

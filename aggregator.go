@@ -285,11 +285,11 @@ func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) 
 				switch {
 				case !ag.Complete:
 					ag.Complete, ag.Revision = true, 1
-					notes = append(notes, newNotification(ag, v, AggregationCompleted, nil, now))
+					notes = append(notes, newNotification(cfg, ag, v, AggregationCompleted, nil, now))
 					res.PeriodsCompleted++
 				case ag.Dirty:
 					ag.Revision++
-					notes = append(notes, newNotification(ag, v, AggregationUpdated, ag.Published, now))
+					notes = append(notes, newNotification(cfg, ag, v, AggregationUpdated, ag.Published, now))
 					res.PeriodsRevised++
 				}
 				ag.Dirty = false

@@ -76,9 +76,13 @@ func EqualHash(a, b [32]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:
 
 func randomHex(n int) string {
 	b := make([]byte, n)
-	rand.Read(b)
+	readRandom(b)
 	return hex.EncodeToString(b)
 }
+
+// readRandom fills b from the system's secure source. crypto/rand.Read
+// never fails on the platforms Go supports.
+func readRandom(b []byte) { rand.Read(b) }
 
 // NewID returns a random id with the prefix, for events without a client id.
 func NewID(prefix string) string { return prefix + randomHex(12) }

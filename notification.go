@@ -23,6 +23,8 @@ type Notification struct {
 	// Payload is the webhook body, fixed when the revision is recorded.
 	Payload   []byte
 	CreatedAt time.Time
+	// Endpoints are the webhook URLs it is due to: one delivery each.
+	Endpoints []string
 }
 
 // WebhookPayload is the body of a webhook, as the template sends it.
@@ -56,7 +58,7 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 // LastMilli returns the last millisecond before end, as periodEnd shows it.
 func LastMilli(end time.Time) time.Time { return end.Add(-time.Millisecond) }
 
-func newNotification(a *Aggregation, v *Values, typ string, previous *Values, now time.Time) *Notification {
+func newNotification(cfg *Config, a *Aggregation, v *Values, typ string, previous *Values, now time.Time) *Notification {
 	p := WebhookPayload{
 		Type:       typ,
 		CustomerID: a.CustomerID,
@@ -76,7 +78,14 @@ func newNotification(a *Aggregation, v *Values, typ string, previous *Values, no
 		p.Data.Previous = previous
 	}
 	b, _ := json.Marshal(p)
+	var endpoints []string
+	for _, w := range cfg.Webhooks {
+		if w.Enabled {
+			endpoints = append(endpoints, w.URL)
+		}
+	}
 	return &Notification{
+		Endpoints:     endpoints,
 		Type:          typ,
 		AggregationID: a.ID(),
 		CustomerID:    a.CustomerID,

@@ -11,6 +11,7 @@ type Store interface {
 	EventStore
 	KeyStore
 	AggregationStore
+	DeliveryStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -96,6 +96,9 @@ func (s *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if s.Kick != nil && (res.PeriodsCompleted > 0 || res.PeriodsRevised > 0) {
+		s.Kick()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"message":             "Aggregation triggered",
 		"aggregationsCreated": res.AggregationsCreated,

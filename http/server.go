@@ -20,6 +20,9 @@ type Server struct {
 	Events     odometer.EventStore
 	Keys       odometer.KeyStore
 	Aggs       odometer.AggregationStore
+	Deliveries odometer.DeliveryStore
+	// Kick, when set, wakes the webhook sender after a trigger or a retry.
+	Kick       func()
 	Aggregator *odometer.Aggregator
 	Config     func() *odometer.Config
 	Now        func() time.Time
@@ -74,6 +77,8 @@ var routes = []route{
 	{"POST", "/keys", odometer.ScopeAdmin, (*Server).handleCreateKey},
 	{"GET", "/keys", odometer.ScopeAdmin, (*Server).handleKeys},
 	{"DELETE", "/keys/{id}", odometer.ScopeAdmin, (*Server).handleRevokeKey},
+	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
+	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
 }
 
 // Handler returns the API's handler.

@@ -193,12 +193,24 @@ func (t *aggTx) AddNotifications(ns []*odometer.Notification) error {
 		return storeError("add notifications", err)
 	}
 	defer st.Close()
+	dst, err := t.tx.PrepareContext(t.ctx, `INSERT INTO deliveries (id, notification_id, type, aggregation_id, customer_id, revision, endpoint, status, next_attempt_at, created_at)
+		VALUES (?,?,?,?,?,?,?,'pending',?,?)`)
+	if err != nil {
+		return storeError("add notifications", err)
+	}
+	defer dst.Close()
 	for _, n := range ns {
 		res, err := st.ExecContext(t.ctx, n.Type, n.AggregationID, n.CustomerID, n.Revision, n.Payload, ms(n.CreatedAt))
 		if err != nil {
 			return storeError("add notifications", err)
 		}
 		n.ID, _ = res.LastInsertId()
+		for _, ep := range n.Endpoints {
+			if _, err := dst.ExecContext(t.ctx, odometer.NewID("msg_"), n.ID, n.Type, n.AggregationID, n.CustomerID, n.Revision, ep,
+				ms(n.CreatedAt), ms(n.CreatedAt)); err != nil {
+				return storeError("add deliveries", err)
+			}
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -40,4 +41,10 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// envBool reports whether the environment variable name is "1" or "true".
+func envBool(name string) bool {
+	v := os.Getenv(name)
+	return v == "1" || strings.EqualFold(v, "true")
 }

@@ -28,6 +28,7 @@ type serveOptions struct {
 	logLevel          string
 	maxEventBytes     int64
 	maxBatchBytes     int64
+	allowPrivate      bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -60,6 +61,7 @@ environment variable ODOMETER_API_KEY, when set, is accepted as an admin key.`,
 	f.StringVar(&o.logFormat, "log-format", envOr("ODOMETER_LOG_FORMAT", ""), "log format: text or json (default: text on a terminal, json otherwise)")
 	f.StringVar(&o.logLevel, "log-level", envOr("ODOMETER_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.Int64Var(&o.maxEventBytes, "max-event-bytes", odohttp.DefaultMaxEventBytes, "largest body of POST /usage/{eventType}")
+	f.BoolVar(&o.allowPrivate, "webhook-allow-private", envBool("ODOMETER_WEBHOOK_ALLOW_PRIVATE"), "allow webhooks to loopback and private addresses (ODOMETER_WEBHOOK_ALLOW_PRIVATE=1)")
 	f.Int64Var(&o.maxBatchBytes, "max-batch-bytes", odohttp.DefaultMaxBatchBytes, "largest body of POST /usagebatch")
 	return cmd
 }
@@ -149,8 +151,15 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		return cfg
 	}
 	agg := &odometer.Aggregator{Store: store, Config: current, Now: time.Now}
+	sender := odohttp.NewSender(o.allowPrivate)
+	defer sender.Close()
+	dryRun := envBool("DRY_RUN")
+	disp := &odometer.Dispatcher{Store: store, Sender: sender, Config: current, Now: time.Now, Logger: log, DryRun: dryRun}
+	if dryRun {
+		log.Warn("DRY_RUN is set: webhooks are logged and marked delivered, never sent")
+	}
 	srv := &odohttp.Server{
-		Events: store, Keys: store, Aggs: store, Aggregator: agg,
+		Events: store, Keys: store, Aggs: store, Deliveries: store, Aggregator: agg, Kick: disp.Kick,
 		Config: current, Now: time.Now, Logger: log, Version: version,
 		AdminKeyHash: adminHash, Ready: store.Ping,
 		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,
@@ -174,10 +183,14 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		schedule(runCtx, agg, o.aggregateInterval, log)
+		schedule(runCtx, agg, o.aggregateInterval, log, disp.Kick)
+	}()
+	go func() {
+		defer wg.Done()
+		disp.Run(runCtx, time.Second)
 	}()
 
 	errc := make(chan error, 1)
@@ -202,7 +215,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 }
 
 // schedule runs the aggregator at start and every interval until ctx ends.
-func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration, log *slog.Logger) {
+func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration, log *slog.Logger, kick func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -215,6 +228,9 @@ func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration
 			log.Info("aggregated", "events", res.EventsProcessed, "created", res.AggregationsCreated,
 				"updated", res.AggregationsUpdated, "completed", res.PeriodsCompleted, "revised", res.PeriodsRevised,
 				"duration", time.Since(start).Round(time.Millisecond))
+			if res.PeriodsCompleted > 0 || res.PeriodsRevised > 0 {
+				kick()
+			}
 		}
 		select {
 		case <-ctx.Done():

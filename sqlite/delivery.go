@@ -1,0 +1,229 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/odometer-dev/odometer"
+)
+
+var _ odometer.DeliveryStore = (*Store)(nil)
+
+const deliveryColumns = `d.rid, d.id, d.notification_id, d.type, d.aggregation_id, d.customer_id, d.revision, d.endpoint, d.status, d.attempts,
+	d.next_attempt_at, d.last_error, d.last_status, d.last_attempt_at, d.delivered_at, d.dry_run, d.created_at, n.payload`
+
+func scanDelivery(row interface{ Scan(...any) error }) (*odometer.Delivery, int64, error) {
+	var d odometer.Delivery
+	var rid, created int64
+	var next, lastAttempt, delivered, lastStatus sql.NullInt64
+	var lastErr sql.NullString
+	if err := row.Scan(&rid, &d.ID, &d.NotificationID, &d.Type, &d.AggregationID, &d.CustomerID, &d.Revision, &d.Endpoint, &d.Status,
+		&d.Attempts, &next, &lastErr, &lastStatus, &lastAttempt, &delivered, &d.DryRun, &created, &d.Payload); err != nil {
+		return nil, 0, err
+	}
+	d.NextAttemptAt, d.LastAttemptAt, d.DeliveredAt = fromNullMS(next), fromNullMS(lastAttempt), fromNullMS(delivered)
+	d.LastError, d.LastStatus = lastErr.String, int(lastStatus.Int64)
+	d.CreatedAt = fromMS(created)
+	return &d, rid, nil
+}
+
+// ClaimDeliveries implements odometer.DeliveryStore.
+func (s *Store) ClaimDeliveries(ctx context.Context, endpoint string, now time.Time, lease time.Duration, limit int) ([]*odometer.Delivery, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, storeError("claim deliveries", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+		WHERE d.endpoint = ? AND d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.rid LIMIT ?`, endpoint, ms(now), limit)
+	if err != nil {
+		return nil, storeError("claim deliveries", err)
+	}
+	var out []*odometer.Delivery
+	var rids []int64
+	for rows.Next() {
+		d, rid, err := scanDelivery(rows)
+		if err != nil {
+			rows.Close()
+			return nil, storeError("claim deliveries", err)
+		}
+		out = append(out, d)
+		rids = append(rids, rid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, storeError("claim deliveries", err)
+	}
+	until := ms(now.Add(lease))
+	for _, rid := range rids {
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE rid = ?`, until, rid); err != nil {
+			return nil, storeError("claim deliveries", err)
+		}
+	}
+	return out, storeError("claim deliveries", tx.Commit())
+}
+
+// RecordAttempts implements odometer.DeliveryStore.
+func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return storeError("record attempts", err)
+	}
+	defer tx.Rollback()
+	aggs := map[string]int{}
+	for _, d := range ds {
+		var lastErr any
+		if d.LastError != "" {
+			lastErr = d.LastError
+		}
+		var lastStatus any
+		if d.LastStatus != 0 {
+			lastStatus = d.LastStatus
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, last_status = ?,
+			last_attempt_at = ?, delivered_at = ?, dry_run = ? WHERE id = ?`,
+			d.Status, d.Attempts, nullMS(d.NextAttemptAt), lastErr, lastStatus, nullMS(d.LastAttemptAt), nullMS(d.DeliveredAt), d.DryRun, d.ID); err != nil {
+			return storeError("record attempts", err)
+		}
+		aggs[d.AggregationID] = d.Revision
+	}
+	for id, rev := range aggs {
+		if err := updateWebhookStatus(ctx, tx, id, rev); err != nil {
+			return err
+		}
+	}
+	return storeError("record attempts", tx.Commit())
+}
+
+// updateWebhookStatus sets an aggregation's webhookStatus from the
+// deliveries of its current revision: delivered once every endpoint has it.
+func updateWebhookStatus(ctx context.Context, tx *sql.Tx, aggID string, revision int) error {
+	_, err := tx.ExecContext(ctx, `UPDATE aggregations SET
+		wh_delivered = (SELECT count(*) > 0 AND sum(status <> 'delivered') = 0 FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
+		wh_attempts = (SELECT coalesce(max(attempts), 0) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
+		wh_delivered_at = (SELECT CASE WHEN sum(status <> 'delivered') = 0 THEN max(delivered_at) END FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
+		wh_last_error = (SELECT last_error FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2 AND last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1),
+		wh_last_attempt_at = (SELECT max(last_attempt_at) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
+		wh_dry_run = (SELECT coalesce(max(dry_run), 0) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2)
+		WHERE id = ?1 AND revision = ?2`, aggID, revision)
+	return storeError("update webhook status", err)
+}
+
+// FindDeliveries implements odometer.DeliveryStore.
+func (s *Store) FindDeliveries(ctx context.Context, f odometer.DeliveryFilter) ([]*odometer.Delivery, string, error) {
+	var where []string
+	var args []any
+	if f.Cursor != "" {
+		c, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil {
+			return nil, "", odometer.Errorf(odometer.EINVALID, "cursor is not valid")
+		}
+		where, args = append(where, "d.rid < ?"), append(args, c)
+	}
+	if f.Status != "" {
+		where, args = append(where, "d.status = ?"), append(args, f.Status)
+	}
+	if f.CustomerID != "" {
+		where, args = append(where, "d.customer_id = ?"), append(args, f.CustomerID)
+	}
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN notifications n ON n.id = d.notification_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY d.rid DESC LIMIT ?"
+	args = append(args, f.Limit+1)
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", storeError("find deliveries", err)
+	}
+	defer rows.Close()
+	var out []*odometer.Delivery
+	var last int64
+	for rows.Next() {
+		d, rid, err := scanDelivery(rows)
+		if err != nil {
+			return nil, "", storeError("find deliveries", err)
+		}
+		if len(out) < f.Limit {
+			last = rid
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", storeError("find deliveries", err)
+	}
+	next := ""
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = strconv.FormatInt(last, 10)
+	}
+	return out, next, nil
+}
+
+// FindDelivery implements odometer.DeliveryStore.
+func (s *Store) FindDelivery(ctx context.Context, id string) (*odometer.Delivery, error) {
+	d, _, err := scanDelivery(s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE d.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, odometer.Errorf(odometer.ENOTFOUND, "Delivery not found")
+	}
+	return d, storeError("find delivery", err)
+}
+
+// RetryDelivery implements odometer.DeliveryStore.
+func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (*odometer.Delivery, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, storeError("retry delivery", err)
+	}
+	defer tx.Rollback()
+	var endpoint, status string
+	err = tx.QueryRowContext(ctx, `SELECT endpoint, status FROM deliveries WHERE id = ?`, id).Scan(&endpoint, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, odometer.Errorf(odometer.ENOTFOUND, "Delivery not found")
+	}
+	if err != nil {
+		return nil, storeError("retry delivery", err)
+	}
+	if status == odometer.DeliveryDelivered {
+		return nil, odometer.Errorf(odometer.ECONFLICT, "Delivery %s was already delivered", id)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?`, ms(now), id); err != nil {
+		return nil, storeError("retry delivery", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM disabled_endpoints WHERE endpoint = ?`, endpoint); err != nil {
+		return nil, storeError("retry delivery", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, storeError("retry delivery", err)
+	}
+	return s.FindDelivery(ctx, id)
+}
+
+// DisableEndpoint implements odometer.DeliveryStore.
+func (s *Store) DisableEndpoint(ctx context.Context, endpoint, reason string, now time.Time) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO disabled_endpoints (endpoint, reason, disabled_at) VALUES (?,?,?)
+		ON CONFLICT (endpoint) DO UPDATE SET reason = excluded.reason, disabled_at = excluded.disabled_at`, endpoint, reason, ms(now))
+	return storeError("disable endpoint", err)
+}
+
+// DisabledEndpoints implements odometer.DeliveryStore.
+func (s *Store) DisabledEndpoints(ctx context.Context) (map[string]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT endpoint, reason FROM disabled_endpoints`)
+	if err != nil {
+		return nil, storeError("disabled endpoints", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var e, r string
+		if err := rows.Scan(&e, &r); err != nil {
+			return nil, storeError("disabled endpoints", err)
+		}
+		out[e] = r
+	}
+	return out, storeError("disabled endpoints", rows.Err())
+}

@@ -2,7 +2,6 @@ package odometer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,15 +9,18 @@ import (
 
 // Aggregator folds new events into buckets and aggregations and finalizes
 // the periods that have ended. A run costs what the new events cost: it
-// reads only events past the watermark and touches only the buckets and
-// periods they fall in.
+// reads only the events past the watermark, sorted by customer, and
+// touches only the buckets and periods they fall in, each once.
 type Aggregator struct {
 	Store AggregationStore
 	// Config returns the configuration in force.
 	Config func() *Config
 	Now    func() time.Time
-	// ChunkSize is how many events one write transaction folds in.
-	ChunkSize int
+	// ChunkSize bounds the events (by Seq) of one pass; 0 means 50 million.
+	ChunkSize int64
+	// FlushEvents is how many events are folded between two commits, so
+	// that ingest gets its turn at the single writer; 0 means 100,000.
+	FlushEvents int
 
 	mu sync.Mutex // one run at a time in this process
 }
@@ -33,9 +35,6 @@ type RunResult struct {
 	PeriodsRevised   int `json:"periodsRevised"`
 }
 
-// errMoved: another run advanced the watermark first; start over from it.
-var errMoved = errors.New("watermark moved")
-
 // Run folds every event past the watermark into the aggregates, then
 // finalizes every period that has ended, whatever its age.
 func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
@@ -45,38 +44,37 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	cfg := a.Config()
 	chunk := a.ChunkSize
 	if chunk <= 0 {
-		chunk = 250_000
+		chunk = 50_000_000
 	}
-	keys := newPeriodKeys(cfg)
+	flush := a.FlushEvents
+	if flush <= 0 {
+		flush = 100_000
+	}
+	pk := newPeriodKeys(cfg)
 	for {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		w, err := a.Store.Watermark(ctx)
+		st, err := a.Store.RunState(ctx)
 		if err != nil {
 			return res, fmt.Errorf("aggregate: %w", err)
 		}
-		f := newFold()
-		err = a.Store.ScanEvents(ctx, w, chunk, func(e *Event) error {
-			f.add(e)
-			return nil
-		})
-		if err != nil {
-			return res, fmt.Errorf("aggregate: scan: %w", err)
+		stored := st
+		if !st.InProgress() {
+			max, err := a.Store.MaxSeq(ctx)
+			if err != nil {
+				return res, fmt.Errorf("aggregate: %w", err)
+			}
+			if max <= st.Watermark {
+				break
+			}
+			st.To, st.After = min(max, st.Watermark+chunk), ""
 		}
-		if f.n == 0 {
-			break
-		}
-		err = a.Store.Aggregate(ctx, func(tx AggregationTx) error {
-			return a.apply(tx, w, f, keys, cfg, &res)
-		})
-		if errors.Is(err, errMoved) {
-			continue
+		r := &runner{ctx: ctx, a: a, cfg: cfg, pk: pk, res: &res, st: st, stored: stored, flushEvents: flush, slots: map[typeSlot]*State{}}
+		err = a.Store.ScanEvents(ctx, st.Watermark, st.To, st.After, r.add)
+		if err == nil {
+			err = r.finish(ctx)
 		}
 		if err != nil {
 			return res, fmt.Errorf("aggregate: %w", err)
 		}
-		res.EventsProcessed += f.n
 	}
 	if err := a.finalize(ctx, cfg, &res); err != nil {
 		return res, err
@@ -84,31 +82,257 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	return res, nil
 }
 
-// fold is the delta of a run's chunk: the state of each slot touched.
-type fold struct {
-	n     int
-	last  int64
-	slots map[slotKey]*State
+// typeSlot names one 15-minute slot of one event type of the customer
+// being folded.
+type typeSlot struct {
+	eventType string
+	slot      int64
 }
 
-type slotKey struct {
-	customer, eventType string
-	slot                int64
+// customerFold is the delta of one customer.
+type customerFold struct {
+	customer string
+	slots    map[typeSlot]*State
 }
 
-func newFold() *fold { return &fold{slots: make(map[slotKey]*State)} }
+// runner folds one pass, customer by customer.
+type runner struct {
+	a           *Aggregator
+	cfg         *Config
+	pk          *periodKeys
+	res         *RunResult
+	st          RunState // the pass: the range and the customers done
+	stored      RunState // what the store holds, to check no one else moved it
+	flushEvents int
 
-func (f *fold) add(e *Event) {
+	ctx      context.Context
+	customer string
+	slots    map[typeSlot]*State
+	done     []customerFold // folded, not yet written
+	pending  int            // events in done
+}
+
+func (r *runner) add(e *Event) error {
+	if e.CustomerID != r.customer {
+		if err := r.endCustomer(r.ctx); err != nil {
+			return err
+		}
+		r.customer = e.CustomerID
+	}
 	ms := e.Time.UnixMilli()
-	k := slotKey{e.CustomerID, e.EventType, SlotOf(ms)}
-	s := f.slots[k]
+	k := typeSlot{e.EventType, SlotOf(ms)}
+	s := r.slots[k]
 	if s == nil {
 		s = new(State)
-		f.slots[k] = s
+		r.slots[k] = s
 	}
 	s.Add(e.Value, ms, e.Seq)
-	f.n++
-	f.last = e.Seq
+	r.pending++
+	r.res.EventsProcessed++
+	return nil
+}
+
+// endCustomer queues the customer folded so far and writes the queue once
+// it holds enough events.
+func (r *runner) endCustomer(ctx context.Context) error {
+	if r.customer == "" || len(r.slots) == 0 {
+		return nil
+	}
+	r.done = append(r.done, customerFold{r.customer, r.slots})
+	r.slots = make(map[typeSlot]*State, len(r.slots))
+	if r.pending >= r.flushEvents {
+		return r.write(ctx, false)
+	}
+	return nil
+}
+
+func (r *runner) finish(ctx context.Context) error {
+	if err := r.endCustomer(ctx); err != nil {
+		return err
+	}
+	return r.write(ctx, true)
+}
+
+// write stores the queued customers in one transaction, with the progress
+// that lets a stopped run resume after the last of them.
+func (r *runner) write(ctx context.Context, last bool) error {
+	next := r.st
+	if last {
+		next = RunState{Watermark: r.st.To, To: r.st.To}
+	} else if len(r.done) > 0 {
+		next.After = r.done[len(r.done)-1].customer
+	}
+	now := r.a.Now().UTC()
+	var res RunResult
+	err := r.a.Store.Aggregate(ctx, func(tx AggregationTx) error {
+		res = RunResult{}
+		cur, err := tx.RunState()
+		if err != nil {
+			return err
+		}
+		if cur != r.stored {
+			return fmt.Errorf("aggregation progress moved from %+v to %+v: another writer is aggregating", r.stored, cur)
+		}
+		for i := range r.done {
+			if err := r.apply(tx, &r.done[i], now, &res); err != nil {
+				return err
+			}
+		}
+		return tx.SetRunState(next)
+	})
+	if err != nil {
+		return err
+	}
+	r.res.AggregationsCreated += res.AggregationsCreated
+	r.res.AggregationsUpdated += res.AggregationsUpdated
+	r.res.PeriodsCompleted += res.PeriodsCompleted
+	r.res.PeriodsRevised += res.PeriodsRevised
+	r.st, r.stored = next, next
+	r.done = r.done[:0]
+	r.pending = 0
+	return nil
+}
+
+// apply merges one customer's delta into its buckets and aggregations,
+// and finalizes at once the periods that have already ended.
+func (r *runner) apply(tx AggregationTx, cf *customerFold, now time.Time, res *RunResult) error {
+	cfg := r.cfg
+	// Buckets: one per event type and UTC day.
+	days := make(map[BucketKey]map[int64]*State)
+	minDay, maxDay := int64(1<<62), int64(-1<<62)
+	for k, s := range cf.slots {
+		bk := BucketKey{cf.customer, k.eventType, DayOfSlot(k.slot)}
+		d := days[bk]
+		if d == nil {
+			d = make(map[int64]*State, 4)
+			days[bk] = d
+		}
+		d[k.slot] = s
+		minDay, maxDay = min(minDay, bk.Day), max(maxDay, bk.Day)
+	}
+	stored, err := tx.LoadBuckets(cf.customer, minDay, maxDay)
+	if err != nil {
+		return err
+	}
+	out := make(map[BucketKey][]byte, len(days))
+	for bk, delta := range days {
+		slots := make(map[int64]*State, len(delta))
+		if b, ok := stored[bk]; ok {
+			if err := DecodeSlots(bk.Day, b, slots); err != nil {
+				return fmt.Errorf("bucket %v: %w", bk, err)
+			}
+		}
+		for s, st := range delta {
+			if cur := slots[s]; cur != nil {
+				cur.Merge(st)
+			} else {
+				slots[s] = st
+			}
+		}
+		out[bk] = EncodeSlots(bk.Day, slots)
+	}
+	if err := tx.SaveBuckets(out); err != nil {
+		return err
+	}
+
+	// Aggregations: each slot's delta into every period holding it.
+	deltas := make([]map[string]map[string]*State, len(cfg.Periods)) // period -> key -> type -> state
+	for i := range deltas {
+		deltas[i] = map[string]map[string]*State{}
+	}
+	for k, s := range cf.slots {
+		for i, key := range r.pk.of(k.slot) {
+			d := deltas[i][key]
+			if d == nil {
+				d = make(map[string]*State, 2)
+				deltas[i][key] = d
+			}
+			if cur := d[k.eventType]; cur != nil {
+				cur.Merge(s)
+			} else {
+				d[k.eventType] = s.clone()
+			}
+		}
+	}
+	end := now.Add(-time.Duration(cfg.GracePeriod))
+	var aggs []*Aggregation
+	var notes []*Notification
+	for i, p := range cfg.Periods {
+		if len(deltas[i]) == 0 {
+			continue
+		}
+		lo, hi := "", ""
+		for key := range deltas[i] {
+			if lo == "" || key < lo {
+				lo = key
+			}
+			if key > hi {
+				hi = key
+			}
+		}
+		existing, err := tx.LoadAggregations(cf.customer, p, lo, hi)
+		if err != nil {
+			return err
+		}
+		byKey := make(map[string]*Aggregation, len(existing))
+		for _, ag := range existing {
+			byKey[ag.PeriodKey] = ag
+		}
+		for key, states := range deltas[i] {
+			ag := byKey[key]
+			if ag == nil {
+				start, stop := r.pk.bound(p, key)
+				ag = &Aggregation{CustomerID: cf.customer, Period: p, PeriodKey: key, PeriodStart: start, PeriodEnd: stop, States: states}
+				res.AggregationsCreated++
+			} else {
+				for t, s := range states {
+					if cur := ag.States[t]; cur != nil {
+						cur.Merge(s)
+					} else {
+						ag.States[t] = s
+					}
+				}
+				if ag.Complete {
+					ag.Dirty = true
+				}
+				res.AggregationsUpdated++
+			}
+			ag.Timestamp = now
+			if !ag.PeriodEnd.After(end) {
+				if n := finalizeOne(cfg, ag, now, res); n != nil {
+					notes = append(notes, n)
+				}
+			}
+			aggs = append(aggs, ag)
+		}
+	}
+	if err := tx.SaveAggregations(aggs); err != nil {
+		return err
+	}
+	return tx.AddNotifications(notes)
+}
+
+// finalizeOne completes an ended aggregation, or revises a completed one
+// that changed, and returns the notification due; nil if nothing is due.
+func finalizeOne(cfg *Config, ag *Aggregation, now time.Time, res *RunResult) *Notification {
+	var n *Notification
+	v := ag.Values(cfg)
+	switch {
+	case !ag.Complete:
+		ag.Complete, ag.Revision = true, 1
+		n = newNotification(cfg, ag, v, AggregationCompleted, nil, now)
+		res.PeriodsCompleted++
+	case ag.Dirty:
+		ag.Revision++
+		n = newNotification(cfg, ag, v, AggregationUpdated, ag.Published, now)
+		res.PeriodsRevised++
+	default:
+		return nil
+	}
+	ag.Dirty = false
+	ag.Published = v
+	ag.Webhook = WebhookStatus{}
+	return n
 }
 
 // periodKeys caches the period keys of slots in the configured zone.
@@ -145,125 +369,9 @@ func (pk *periodKeys) bound(p Period, key string) (time.Time, time.Time) {
 	return s, e
 }
 
-func (a *Aggregator) apply(tx AggregationTx, w int64, f *fold, pk *periodKeys, cfg *Config, res *RunResult) error {
-	if cur, err := tx.Watermark(); err != nil {
-		return err
-	} else if cur != w {
-		return errMoved
-	}
-	now := a.Now().UTC()
-
-	// Buckets: merge each slot's delta into its day.
-	days := make(map[BucketKey]map[int64]*State)
-	for k, s := range f.slots {
-		bk := BucketKey{k.customer, k.eventType, DayOfSlot(k.slot)}
-		d := days[bk]
-		if d == nil {
-			d = make(map[int64]*State, 4)
-			days[bk] = d
-		}
-		d[k.slot] = s
-	}
-	keys := make([]BucketKey, 0, len(days))
-	for k := range days {
-		keys = append(keys, k)
-	}
-	stored, err := tx.LoadBuckets(keys)
-	if err != nil {
-		return err
-	}
-	out := make(map[BucketKey][]byte, len(days))
-	for bk, delta := range days {
-		slots := make(map[int64]*State, len(delta))
-		if b, ok := stored[bk]; ok {
-			if err := DecodeSlots(bk.Day, b, slots); err != nil {
-				return fmt.Errorf("bucket %v: %w", bk, err)
-			}
-		}
-		for s, st := range delta {
-			if cur := slots[s]; cur != nil {
-				cur.Merge(st)
-			} else {
-				slots[s] = cloneState(st)
-			}
-		}
-		out[bk] = EncodeSlots(bk.Day, slots)
-	}
-	if err := tx.SaveBuckets(out); err != nil {
-		return err
-	}
-
-	// Aggregations: merge each slot's delta into every period holding it.
-	type aggDelta struct {
-		customer string
-		period   Period
-		key      string
-		states   map[string]*State
-	}
-	deltas := make(map[string]*aggDelta)
-	for k, s := range f.slots {
-		for i, key := range pk.of(k.slot) {
-			p := cfg.Periods[i]
-			id := AggregationID(k.customer, p, key)
-			d := deltas[id]
-			if d == nil {
-				d = &aggDelta{customer: k.customer, period: p, key: key, states: make(map[string]*State, 2)}
-				deltas[id] = d
-			}
-			if cur := d.states[k.eventType]; cur != nil {
-				cur.Merge(s)
-			} else {
-				d.states[k.eventType] = cloneState(s)
-			}
-		}
-	}
-	ids := make([]string, 0, len(deltas))
-	for id := range deltas {
-		ids = append(ids, id)
-	}
-	existing, err := tx.LoadAggregations(ids)
-	if err != nil {
-		return err
-	}
-	aggs := make([]*Aggregation, 0, len(deltas))
-	for id, d := range deltas {
-		ag := existing[id]
-		if ag == nil {
-			start, end := pk.bound(d.period, d.key)
-			ag = &Aggregation{CustomerID: d.customer, Period: d.period, PeriodKey: d.key,
-				PeriodStart: start, PeriodEnd: end, States: d.states}
-			res.AggregationsCreated++
-		} else {
-			for t, s := range d.states {
-				if cur := ag.States[t]; cur != nil {
-					cur.Merge(s)
-				} else {
-					ag.States[t] = s
-				}
-			}
-			if ag.Complete {
-				ag.Dirty = true
-			}
-			res.AggregationsUpdated++
-		}
-		ag.Timestamp = now
-		aggs = append(aggs, ag)
-	}
-	if err := tx.SaveAggregations(aggs); err != nil {
-		return err
-	}
-	return tx.SetWatermark(f.last)
-}
-
-func cloneState(s *State) *State {
-	c := *s
-	c.Sum.p = append([]float64(nil), s.Sum.p...)
-	return &c
-}
-
 // finalize completes every period that has ended (plus the grace period)
-// and revises every completed one that changed, recording their
-// notifications in the same transaction.
+// without new events, and revises every completed one that changed,
+// recording their notifications in the same transaction.
 func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) error {
 	const batch = 5000
 	for {
@@ -273,7 +381,9 @@ func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) 
 		now := a.Now().UTC()
 		end := now.Add(-time.Duration(cfg.GracePeriod))
 		var n int
+		var r RunResult
 		err := a.Store.Aggregate(ctx, func(tx AggregationTx) error {
+			r = RunResult{}
 			due, err := tx.FindDue(end, batch)
 			if err != nil {
 				return err
@@ -281,20 +391,9 @@ func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) 
 			n = len(due)
 			notes := make([]*Notification, 0, len(due))
 			for _, ag := range due {
-				v := ag.Values(cfg)
-				switch {
-				case !ag.Complete:
-					ag.Complete, ag.Revision = true, 1
-					notes = append(notes, newNotification(cfg, ag, v, AggregationCompleted, nil, now))
-					res.PeriodsCompleted++
-				case ag.Dirty:
-					ag.Revision++
-					notes = append(notes, newNotification(cfg, ag, v, AggregationUpdated, ag.Published, now))
-					res.PeriodsRevised++
+				if note := finalizeOne(cfg, ag, now, &r); note != nil {
+					notes = append(notes, note)
 				}
-				ag.Dirty = false
-				ag.Published = v
-				ag.Webhook = WebhookStatus{}
 			}
 			if err := tx.SaveAggregations(due); err != nil {
 				return err
@@ -304,6 +403,8 @@ func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) 
 		if err != nil {
 			return fmt.Errorf("finalize: %w", err)
 		}
+		res.PeriodsCompleted += r.PeriodsCompleted
+		res.PeriodsRevised += r.PeriodsRevised
 		if n < batch {
 			return nil
 		}

@@ -231,3 +231,9 @@ func DecodeState(b []byte, s *State) ([]byte, error) {
 	}
 	return b, nil
 }
+
+func (s *State) clone() *State {
+	c := *s
+	c.Sum.p = append([]float64(nil), s.Sum.p...)
+	return &c
+}

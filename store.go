@@ -53,15 +53,37 @@ type KeyStore interface {
 	TouchKey(ctx context.Context, id string, at time.Time) error
 }
 
+// RunState is the aggregation's progress. Every event with Seq <= Watermark
+// is folded into the aggregates. A run in progress folds (Watermark, To],
+// customer by customer in order, and has finished every customer up to
+// and including After; a run that stops midway resumes there.
+type RunState struct {
+	Watermark int64
+	To        int64
+	After     string
+}
+
+// InProgress reports whether a run stopped midway.
+func (r RunState) InProgress() bool { return r.To > r.Watermark }
+
+// Folded reports whether the event of customerID with seq is in the
+// aggregates.
+func (r RunState) Folded(customerID string, seq int64) bool {
+	return seq <= r.Watermark || (seq <= r.To && r.After != "" && customerID <= r.After)
+}
+
 // AggregationStore keeps buckets, aggregations and notifications.
 type AggregationStore interface {
-	// Watermark is the Seq of the last event folded into the aggregates.
-	Watermark(ctx context.Context) (int64, error)
-	// ScanEvents calls fn for each event with Seq > after, in Seq order,
-	// at most limit of them.
-	ScanEvents(ctx context.Context, after int64, limit int, fn func(*Event) error) error
+	RunState(ctx context.Context) (RunState, error)
+	// MaxSeq returns the Seq of the newest event, 0 when there is none.
+	MaxSeq(ctx context.Context) (int64, error)
+	// ScanEvents calls fn for each event with after < Seq <= upto of the
+	// customers after fromCustomer ("" for every customer), ordered by
+	// customer and then event type. The Event passed is reused between
+	// calls; fn must copy what it keeps.
+	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*Event) error) error
 	// Aggregate runs fn in one write transaction that excludes every other
-	// aggregation run of this store (on every replica).
+	// aggregation writer of this store (on every replica).
 	Aggregate(ctx context.Context, fn func(AggregationTx) error) error
 
 	FindAggregations(ctx context.Context, filter AggregationFilter) ([]*Aggregation, string, error)
@@ -73,18 +95,22 @@ type AggregationStore interface {
 
 // AggregationTx is the write side of one aggregation step.
 type AggregationTx interface {
-	Watermark() (int64, error)
-	SetWatermark(seq int64) error
-	// LoadBuckets returns the stored encodings of the buckets that exist.
-	LoadBuckets(keys []BucketKey) (map[BucketKey][]byte, error)
+	RunState() (RunState, error)
+	SetRunState(RunState) error
+	// LoadBuckets returns the stored encodings of a customer's buckets of
+	// UTC days fromDay..toDay.
+	LoadBuckets(customerID string, fromDay, toDay int64) (map[BucketKey][]byte, error)
 	SaveBuckets(buckets map[BucketKey][]byte) error
-	// LoadAggregations returns those of ids that exist, by id.
-	LoadAggregations(ids []string) (map[string]*Aggregation, error)
-	// SaveAggregations inserts or replaces aggregations.
+	// LoadAggregations returns a customer's aggregations of period p with
+	// keys fromKey..toKey.
+	LoadAggregations(customerID string, p Period, fromKey, toKey string) ([]*Aggregation, error)
+	// SaveAggregations inserts or replaces aggregations. The webhook status
+	// is kept unless the revision changed, when it starts afresh.
 	SaveAggregations(aggs []*Aggregation) error
 	// FindDue returns up to limit aggregations whose period ended at or
 	// before end and that are incomplete or dirty.
 	FindDue(end time.Time, limit int) ([]*Aggregation, error)
-	// AddNotifications records notifications due to webhook endpoints.
+	// AddNotifications records notifications, and one pending delivery for
+	// each of their endpoints.
 	AddNotifications(ns []*Notification) error
 }

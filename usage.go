@@ -68,7 +68,7 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 			st = new(State)
 			slots[s] = st
 		} else {
-			st = cloneState(st)
+			st = st.clone()
 			slots[s] = st
 		}
 		st.Add(e.Value, ms, e.Seq)

@@ -5,19 +5,64 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/odometer-dev/odometer"
 )
 
-// Watermark implements odometer.AggregationStore.
-func (s *Store) Watermark(ctx context.Context) (int64, error) {
-	var w int64
-	err := s.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'watermark'`).Scan(&w)
-	return w, storeError("watermark", err)
+const runStateQuery = `SELECT (SELECT value FROM meta WHERE key = 'watermark'), (SELECT value FROM meta WHERE key = 'run_to'),
+	(SELECT value FROM meta WHERE key = 'run_after')`
+
+func scanRunState(row *sql.Row) (odometer.RunState, error) {
+	var st odometer.RunState
+	err := row.Scan(&st.Watermark, &st.To, &st.After)
+	return st, err
+}
+
+// RunState implements odometer.AggregationStore.
+func (s *Store) RunState(ctx context.Context) (odometer.RunState, error) {
+	st, err := scanRunState(s.read.QueryRowContext(ctx, runStateQuery))
+	return st, storeError("run state", err)
+}
+
+// MaxSeq implements odometer.AggregationStore.
+func (s *Store) MaxSeq(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&n)
+	return n, storeError("max seq", err)
+}
+
+// ScanEvents implements odometer.AggregationStore. SQLite sorts the range
+// (spilling to a temporary file when it is large), so the aggregator holds
+// one customer at a time, not the whole range.
+func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*odometer.Event) error) error {
+	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, ts FROM events
+		WHERE seq > ? AND seq <= ? AND customer_id > ? ORDER BY customer_id, event_type`, after, upto, fromCustomer)
+	if err != nil {
+		return storeError("scan events", err)
+	}
+	defer rows.Close()
+	var e odometer.Event
+	var customer, eventType sql.RawBytes
+	for rows.Next() {
+		var ts int64
+		if err := rows.Scan(&customer, &eventType, &e.Seq, &e.Value, &ts); err != nil {
+			return storeError("scan events", err)
+		}
+		// The rows come sorted: keep one string per run of equal values.
+		if string(customer) != e.CustomerID {
+			e.CustomerID = string(customer)
+		}
+		if string(eventType) != e.EventType {
+			e.EventType = string(eventType)
+		}
+		e.Time = fromMS(ts)
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return storeError("scan events", rows.Err())
 }
 
 // Aggregate implements odometer.AggregationStore. In one process the
@@ -28,56 +73,81 @@ func (s *Store) Aggregate(ctx context.Context, fn func(odometer.AggregationTx) e
 		return storeError("begin", err)
 	}
 	defer tx.Rollback()
-	if err := fn(&aggTx{ctx: ctx, tx: tx}); err != nil {
+	t := &aggTx{ctx: ctx, tx: tx}
+	defer t.close()
+	if err := fn(t); err != nil {
 		return err
 	}
 	return storeError("commit", tx.Commit())
 }
 
 type aggTx struct {
-	ctx context.Context
-	tx  *sql.Tx
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
 }
 
-func (t *aggTx) Watermark() (int64, error) {
-	var w int64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT value FROM meta WHERE key = 'watermark'`).Scan(&w)
-	return w, storeError("watermark", err)
+// stmt returns the transaction's prepared statement for q.
+func (t *aggTx) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[q] = st
+	return st, nil
 }
 
-func (t *aggTx) SetWatermark(seq int64) error {
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE meta SET value = ? WHERE key = 'watermark'`, seq)
-	return storeError("set watermark", err)
+func (t *aggTx) close() {
+	for _, st := range t.stmts {
+		st.Close()
+	}
 }
 
-func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][]byte, error) {
-	st, err := t.tx.PrepareContext(t.ctx, `SELECT slots FROM buckets WHERE customer_id = ? AND event_type = ? AND day = ?`)
+func (t *aggTx) RunState() (odometer.RunState, error) {
+	st, err := scanRunState(t.tx.QueryRowContext(t.ctx, runStateQuery))
+	return st, storeError("run state", err)
+}
+
+func (t *aggTx) SetRunState(st odometer.RunState) error {
+	_, err := t.tx.ExecContext(t.ctx, `UPDATE meta SET value = CASE key WHEN 'watermark' THEN ?1 WHEN 'run_to' THEN ?2 ELSE ?3 END
+		WHERE key IN ('watermark', 'run_to', 'run_after')`, st.Watermark, st.To, st.After)
+	return storeError("set run state", err)
+}
+
+func (t *aggTx) LoadBuckets(customerID string, fromDay, toDay int64) (map[odometer.BucketKey][]byte, error) {
+	st, err := t.stmt(`SELECT event_type, day, slots FROM buckets WHERE customer_id = ? AND day BETWEEN ? AND ?`)
 	if err != nil {
 		return nil, storeError("load buckets", err)
 	}
-	defer st.Close()
+	rows, err := st.QueryContext(t.ctx, customerID, fromDay, toDay)
+	if err != nil {
+		return nil, storeError("load buckets", err)
+	}
+	defer rows.Close()
 	out := make(map[odometer.BucketKey][]byte)
-	for _, k := range keys {
+	for rows.Next() {
+		k := odometer.BucketKey{CustomerID: customerID}
 		var b []byte
-		err := st.QueryRowContext(t.ctx, k.CustomerID, k.EventType, k.Day).Scan(&b)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
+		if err := rows.Scan(&k.EventType, &k.Day, &b); err != nil {
 			return nil, storeError("load buckets", err)
 		}
 		out[k] = b
 	}
-	return out, nil
+	return out, storeError("load buckets", rows.Err())
 }
 
 func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
-	st, err := t.tx.PrepareContext(t.ctx, `INSERT INTO buckets (customer_id, event_type, day, slots) VALUES (?,?,?,?)
+	st, err := t.stmt(`INSERT INTO buckets (customer_id, event_type, day, slots) VALUES (?,?,?,?)
 		ON CONFLICT (customer_id, event_type, day) DO UPDATE SET slots = excluded.slots`)
 	if err != nil {
 		return storeError("save buckets", err)
 	}
-	defer st.Close()
 	for k, b := range buckets {
 		if _, err := st.ExecContext(t.ctx, k.CustomerID, k.EventType, k.Day, b); err != nil {
 			return storeError("save buckets", err)
@@ -86,17 +156,17 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 	return nil
 }
 
-const aggColumns = `id, customer_id, period, period_key, period_start, period_end, updated_at, states, complete, revision, dirty,
+const aggColumns = `customer_id, period, period_key, period_start, period_end, updated_at, states, complete, revision, dirty,
 	published, wh_delivered, wh_attempts, wh_delivered_at, wh_last_error, wh_last_attempt_at, wh_dry_run`
 
 func scanAggregation(row interface{ Scan(...any) error }) (*odometer.Aggregation, error) {
 	var a odometer.Aggregation
-	var id, period string
+	var period string
 	var start, end, updated int64
 	var states []byte
 	var published, lastErr sql.NullString
 	var deliveredAt, lastAttempt sql.NullInt64
-	if err := row.Scan(&id, &a.CustomerID, &period, &a.PeriodKey, &start, &end, &updated, &states, &a.Complete, &a.Revision, &a.Dirty,
+	if err := row.Scan(&a.CustomerID, &period, &a.PeriodKey, &start, &end, &updated, &states, &a.Complete, &a.Revision, &a.Dirty,
 		&published, &a.Webhook.Delivered, &a.Webhook.Attempts, &deliveredAt, &lastErr, &lastAttempt, &a.Webhook.DryRun); err != nil {
 		return nil, err
 	}
@@ -117,49 +187,50 @@ func scanAggregation(row interface{ Scan(...any) error }) (*odometer.Aggregation
 	return &a, nil
 }
 
-func (t *aggTx) LoadAggregations(ids []string) (map[string]*odometer.Aggregation, error) {
-	st, err := t.tx.PrepareContext(t.ctx, `SELECT `+aggColumns+` FROM aggregations WHERE id = ?`)
+func (t *aggTx) LoadAggregations(customerID string, p odometer.Period, fromKey, toKey string) ([]*odometer.Aggregation, error) {
+	st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE customer_id = ? AND period = ? AND period_key BETWEEN ? AND ?`)
 	if err != nil {
 		return nil, storeError("load aggregations", err)
 	}
-	defer st.Close()
-	out := make(map[string]*odometer.Aggregation)
-	for _, id := range ids {
-		a, err := scanAggregation(st.QueryRowContext(t.ctx, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+	rows, err := st.QueryContext(t.ctx, customerID, string(p), fromKey, toKey)
+	if err != nil {
+		return nil, storeError("load aggregations", err)
+	}
+	defer rows.Close()
+	var out []*odometer.Aggregation
+	for rows.Next() {
+		a, err := scanAggregation(rows)
 		if err != nil {
 			return nil, storeError("load aggregations", err)
 		}
-		out[id] = a
+		out = append(out, a)
 	}
-	return out, nil
+	return out, storeError("load aggregations", rows.Err())
 }
 
 func (t *aggTx) SaveAggregations(aggs []*odometer.Aggregation) error {
-	st, err := t.tx.PrepareContext(t.ctx, `INSERT INTO aggregations (`+aggColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states, complete = excluded.complete,
-		revision = excluded.revision, dirty = excluded.dirty, published = excluded.published, wh_delivered = excluded.wh_delivered,
-		wh_attempts = excluded.wh_attempts, wh_delivered_at = excluded.wh_delivered_at, wh_last_error = excluded.wh_last_error,
-		wh_last_attempt_at = excluded.wh_last_attempt_at, wh_dry_run = excluded.wh_dry_run`)
+	// The webhook status belongs to the sender; a new revision starts it afresh.
+	st, err := t.stmt(`INSERT INTO aggregations (` + aggColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,0,NULL,NULL,NULL,0)
+		ON CONFLICT (customer_id, period, period_key) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
+		complete = excluded.complete, dirty = excluded.dirty, published = excluded.published,
+		wh_delivered = iif(excluded.revision = revision, wh_delivered, 0),
+		wh_attempts = iif(excluded.revision = revision, wh_attempts, 0),
+		wh_delivered_at = iif(excluded.revision = revision, wh_delivered_at, NULL),
+		wh_last_error = iif(excluded.revision = revision, wh_last_error, NULL),
+		wh_last_attempt_at = iif(excluded.revision = revision, wh_last_attempt_at, NULL),
+		wh_dry_run = iif(excluded.revision = revision, wh_dry_run, 0),
+		revision = excluded.revision`)
 	if err != nil {
 		return storeError("save aggregations", err)
 	}
-	defer st.Close()
 	for _, a := range aggs {
 		var published any
 		if a.Published != nil {
 			b, _ := json.Marshal(a.Published)
 			published = string(b)
 		}
-		var lastErr any
-		if a.Webhook.LastError != "" {
-			lastErr = a.Webhook.LastError
-		}
-		if _, err := st.ExecContext(t.ctx, a.ID(), a.CustomerID, string(a.Period), a.PeriodKey, ms(a.PeriodStart), ms(a.PeriodEnd),
-			ms(a.Timestamp), odometer.EncodeStates(a.States), a.Complete, a.Revision, a.Dirty, published,
-			a.Webhook.Delivered, a.Webhook.Attempts, nullMS(a.Webhook.DeliveredAt), lastErr, nullMS(a.Webhook.LastAttemptAt), a.Webhook.DryRun); err != nil {
+		if _, err := st.ExecContext(t.ctx, a.CustomerID, string(a.Period), a.PeriodKey, ms(a.PeriodStart), ms(a.PeriodEnd),
+			ms(a.Timestamp), odometer.EncodeStates(a.States), a.Complete, a.Revision, a.Dirty, published); err != nil {
 			return storeError("save aggregations", err)
 		}
 	}
@@ -188,17 +259,15 @@ func (t *aggTx) AddNotifications(ns []*odometer.Notification) error {
 	if len(ns) == 0 {
 		return nil
 	}
-	st, err := t.tx.PrepareContext(t.ctx, `INSERT INTO notifications (type, aggregation_id, customer_id, revision, payload, created_at) VALUES (?,?,?,?,?,?)`)
+	st, err := t.stmt(`INSERT INTO notifications (type, aggregation_id, customer_id, revision, payload, created_at) VALUES (?,?,?,?,?,?)`)
 	if err != nil {
 		return storeError("add notifications", err)
 	}
-	defer st.Close()
-	dst, err := t.tx.PrepareContext(t.ctx, `INSERT INTO deliveries (id, notification_id, type, aggregation_id, customer_id, revision, endpoint, status, next_attempt_at, created_at)
+	dst, err := t.stmt(`INSERT INTO deliveries (id, notification_id, type, aggregation_id, customer_id, revision, endpoint, status, next_attempt_at, created_at)
 		VALUES (?,?,?,?,?,?,?,'pending',?,?)`)
 	if err != nil {
 		return storeError("add notifications", err)
 	}
-	defer dst.Close()
 	for _, n := range ns {
 		res, err := st.ExecContext(t.ctx, n.Type, n.AggregationID, n.CustomerID, n.Revision, n.Payload, ms(n.CreatedAt))
 		if err != nil {
@@ -220,12 +289,12 @@ func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilt
 	var where []string
 	var args []any
 	if f.Cursor != "" {
-		start, id, ok := decodeCursor(f.Cursor)
+		c, ok := decodeCursor(f.Cursor)
 		if !ok {
 			return nil, "", odometer.Errorf(odometer.EINVALID, "cursor is not valid")
 		}
-		where = append(where, "(period_start < ? OR (period_start = ? AND id < ?))")
-		args = append(args, start, start, id)
+		where = append(where, "(period_start, customer_id, period, period_key) < (?, ?, ?, ?)")
+		args = append(args, c.start, c.customer, c.period, c.key)
 	}
 	if f.CustomerID != "" {
 		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
@@ -246,7 +315,7 @@ func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilt
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY period_start DESC, id DESC LIMIT ?"
+	q += " ORDER BY period_start DESC, customer_id DESC, period DESC, period_key DESC LIMIT ?"
 	args = append(args, f.Limit+1)
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -268,23 +337,34 @@ func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilt
 	if len(out) > f.Limit {
 		out = out[:f.Limit]
 		last := out[len(out)-1]
-		next = encodeCursor(ms(last.PeriodStart), last.ID())
+		next = encodeCursor(aggCursor{ms(last.PeriodStart), last.CustomerID, string(last.Period), last.PeriodKey})
 	}
 	return out, next, nil
 }
 
-func encodeCursor(start int64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(start, 10) + ":" + id))
+type aggCursor struct {
+	start                 int64
+	customer, period, key string
 }
 
-func decodeCursor(c string) (int64, string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
+func encodeCursor(c aggCursor) string {
+	b, _ := json.Marshal([]any{c.start, c.customer, c.period, c.key})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (aggCursor, bool) {
+	var c aggCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return 0, "", false
+		return c, false
 	}
-	a, id, ok := strings.Cut(string(b), ":")
-	start, err := strconv.ParseInt(a, 10, 64)
-	return start, id, ok && err == nil
+	var v []json.RawMessage
+	if json.Unmarshal(b, &v) != nil || len(v) != 4 {
+		return c, false
+	}
+	ok := json.Unmarshal(v[0], &c.start) == nil && json.Unmarshal(v[1], &c.customer) == nil &&
+		json.Unmarshal(v[2], &c.period) == nil && json.Unmarshal(v[3], &c.key) == nil
+	return c, ok
 }
 
 // FindUsage implements odometer.AggregationStore.
@@ -294,8 +374,8 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 		return nil, nil, storeError("find usage", err)
 	}
 	defer tx.Rollback()
-	var w int64
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'watermark'`).Scan(&w); err != nil {
+	run, err := scanRunState(tx.QueryRowContext(ctx, runStateQuery))
+	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT day, slots FROM buckets WHERE customer_id = ? AND event_type = ? AND day BETWEEN ? AND ? ORDER BY day`,
@@ -321,7 +401,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 		return nil, nil, storeError("find usage", err)
 	}
 	rows.Close()
-	erows, err := tx.QueryContext(ctx, `SELECT seq, value, ts FROM events WHERE seq > ? AND customer_id = ? AND event_type = ?`, w, customerID, eventType)
+	erows, err := tx.QueryContext(ctx, `SELECT seq, value, ts FROM events WHERE seq > ? AND customer_id = ? AND event_type = ?`, run.Watermark, customerID, eventType)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
@@ -332,6 +412,9 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 		var ts int64
 		if err := erows.Scan(&e.Seq, &e.Value, &ts); err != nil {
 			return nil, nil, storeError("find usage", err)
+		}
+		if run.Folded(customerID, e.Seq) {
+			continue // in the buckets already, by a run stopped midway
 		}
 		e.Time = fromMS(ts)
 		events = append(events, e)

@@ -102,6 +102,10 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 // updateWebhookStatus sets an aggregation's webhookStatus from the
 // deliveries of its current revision: delivered once every endpoint has it.
 func updateWebhookStatus(ctx context.Context, tx *sql.Tx, aggID string, revision int) error {
+	customer, period, key, ok := odometer.ParseAggregationID(aggID)
+	if !ok {
+		return nil
+	}
 	_, err := tx.ExecContext(ctx, `UPDATE aggregations SET
 		wh_delivered = (SELECT count(*) > 0 AND sum(status <> 'delivered') = 0 FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
 		wh_attempts = (SELECT coalesce(max(attempts), 0) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
@@ -109,7 +113,7 @@ func updateWebhookStatus(ctx context.Context, tx *sql.Tx, aggID string, revision
 		wh_last_error = (SELECT last_error FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2 AND last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1),
 		wh_last_attempt_at = (SELECT max(last_attempt_at) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
 		wh_dry_run = (SELECT coalesce(max(dry_run), 0) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2)
-		WHERE id = ?1 AND revision = ?2`, aggID, revision)
+		WHERE customer_id = ?3 AND period = ?4 AND period_key = ?5 AND revision = ?2`, aggID, revision, customer, string(period), key)
 	return storeError("update webhook status", err)
 }
 

@@ -49,7 +49,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// synchronous=FULL: a commit returns once the WAL is fsync'd.
 	pragmas := []string{
 		"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)",
-		"cache_size(-131072)", "mmap_size(1073741824)", "temp_store(MEMORY)",
+		"cache_size(-131072)", "mmap_size(1073741824)",
 	}
 	q := url.Values{}
 	for _, p := range pragmas {
@@ -173,4 +173,5 @@ func fromNullMS(v sql.NullInt64) *time.Time {
 	t := fromMS(v.Int64)
 	return &t
 }
+
 var _ odometer.Store = (*Store)(nil)

@@ -15,11 +15,14 @@ CREATE TABLE events (
     received_at INTEGER NOT NULL   -- Unix ms
 );
 
+-- The aggregation's progress: every event with seq <= watermark is folded
+-- in; a run in progress folds (watermark, run_to] customer by customer and
+-- has finished every customer up to run_after.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
+    value ANY
 ) WITHOUT ROWID;
-INSERT INTO meta (key, value) VALUES ('watermark', 0);
+INSERT INTO meta (key, value) VALUES ('watermark', 0), ('run_to', 0), ('run_after', '');
 
 CREATE TABLE api_keys (
     id           TEXT PRIMARY KEY,
@@ -42,8 +45,10 @@ CREATE TABLE buckets (
     PRIMARY KEY (customer_id, event_type, day)
 ) WITHOUT ROWID;
 
+-- One row per customer, period type and period. The key orders a
+-- customer's rows of one period type by time, and a run, which goes
+-- customer by customer, writes them in key order.
 CREATE TABLE aggregations (
-    id                 TEXT    PRIMARY KEY,
     customer_id        TEXT    NOT NULL,
     period             TEXT    NOT NULL,
     period_key         TEXT    NOT NULL,
@@ -60,10 +65,10 @@ CREATE TABLE aggregations (
     wh_delivered_at    INTEGER,
     wh_last_error      TEXT,
     wh_last_attempt_at INTEGER,
-    wh_dry_run         INTEGER NOT NULL DEFAULT 0
+    wh_dry_run         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (customer_id, period, period_key)
 ) WITHOUT ROWID;
-CREATE INDEX aggregations_customer ON aggregations (customer_id, period_start, id);
-CREATE INDEX aggregations_start ON aggregations (period_start, id);
+CREATE INDEX aggregations_start ON aggregations (period_start, customer_id, period);
 CREATE INDEX aggregations_due ON aggregations (period_end) WHERE complete = 0 OR dirty = 1;
 
 CREATE TABLE notifications (

@@ -1,0 +1,292 @@
+package sqlite_test
+
+// Aggregation benchmarks beside their baseline, one SQL full-scan aggregate
+// of the events table in the same store. The workload: ODOMETER_AGG_EVENTS
+// events (default 10 million) of 10,000 customers and 7 event types over
+// one day, all five periods; built once per machine and cached under
+// os.TempDir(). See docs/PERFORMANCE.md.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/odometer-dev/odometer"
+	"github.com/odometer-dev/odometer/sqlite"
+)
+
+var aggTypes = []string{"api.calls", "storage.bytes", "response.time.ms", "compute.seconds",
+	"bandwidth.bytes", "tokens.used", "jobs.run"}
+
+// aggDay is the day the base events fall on; the runs happen the day after.
+var aggDay = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+
+func aggConfig(tb testing.TB) *odometer.Config {
+	ops := []string{"sum", "max", "avg", "count", "min", "first", "last"}
+	js := `{"periods": ["hourly", "daily", "weekly", "monthly", "yearly"], "maxEventAge": "0", "events": {`
+	for i, t := range aggTypes {
+		if i > 0 {
+			js += ","
+		}
+		js += fmt.Sprintf("%q: {\"op\": %q}", t, ops[i])
+	}
+	js += "}}"
+	c, err := odometer.ParseConfig("bench", []byte(js))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func aggEventCount() int {
+	if n, err := strconv.Atoi(os.Getenv("ODOMETER_AGG_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 10_000_000
+}
+
+// aggBaseFile returns the cached file of n base events, building it once.
+func aggBaseFile(tb testing.TB, n int) string {
+	dir := filepath.Join(os.TempDir(), "odometer-aggbench-v1")
+	path := filepath.Join(dir, fmt.Sprintf("base-%d.db", n))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tmp := path + ".building"
+	os.Remove(tmp)
+	s, err := sqlite.Open(context.Background(), tmp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite3", "file:"+tmp+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	start := time.Now()
+	const per = 100
+	stmt := "INSERT INTO events (seq, id, idh, fp, event_type, customer_id, value, metadata, ts, received_at) VALUES "
+	for i := 0; i < per; i++ {
+		if i > 0 {
+			stmt += ","
+		}
+		stmt += "(?,?,NULL,0,?,?,?,NULL,?,?)"
+	}
+	seq := int64(0)
+	for done := 0; done < n; {
+		tx, err := db.Begin()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ins, err := tx.Prepare(stmt)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for k := 0; k < 1000 && done < n; k++ {
+			args := make([]any, 0, per*7)
+			for i := 0; i < per; i++ {
+				seq++
+				ts := aggDay.UnixMilli() + r.Int64N(86_400_000)
+				args = append(args, seq, "evt_"+strconv.FormatInt(seq, 36), aggTypes[r.IntN(len(aggTypes))],
+					fmt.Sprintf("cust_%05d", r.IntN(10_000)), float64(r.IntN(100000))/100, ts, ts)
+			}
+			if _, err := ins.Exec(args...); err != nil {
+				tb.Fatal(err)
+			}
+			done += per
+		}
+		ins.Close()
+		if err := tx.Commit(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		tb.Fatal(err)
+	}
+	db.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("built %s with %d events in %s", path, n, time.Since(start).Round(time.Second))
+	return path
+}
+
+func copyFile(tb testing.TB, src, dst string) {
+	in, err := os.Open(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		tb.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// peakHeap samples the Go heap until stop is closed.
+func peakHeap(stop chan struct{}) *atomic.Uint64 {
+	var peak atomic.Uint64
+	go func() {
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return &peak
+}
+
+func openAggCopy(tb testing.TB, n int) (*sqlite.Store, string) {
+	base := aggBaseFile(tb, n)
+	path := filepath.Join(tb.TempDir(), "agg.db")
+	copyFile(tb, base, path)
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, path
+}
+
+// BenchmarkAggregate runs the baseline (one SQL full-scan GROUP BY), the
+// full aggregation of every event, and an incremental run after 1% more
+// events, in the same process.
+func BenchmarkAggregate(b *testing.B) {
+	n := aggEventCount()
+	cfg := aggConfig(b)
+	now := aggDay.Add(36*time.Hour + 30*time.Minute) // the next day, 12:30
+	ctx := context.Background()
+
+	var fullSeconds float64
+	b.Run("baseline-sql-scan", func(b *testing.B) {
+		s, path := openAggCopy(b, n)
+		defer s.Close()
+		db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=query_only(ON)&_pragma=cache_size(-131072)&_pragma=mmap_size(1073741824)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			rows, err := db.Query(`SELECT customer_id, event_type, count(*), sum(value), min(value), max(value) FROM events GROUP BY customer_id, event_type`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			groups := 0
+			for rows.Next() {
+				var c, t string
+				var cnt int64
+				var sum, mn, mx float64
+				if err := rows.Scan(&c, &t, &cnt, &sum, &mn, &mx); err != nil {
+					b.Fatal(err)
+				}
+				groups++
+			}
+			rows.Close()
+			if groups == 0 {
+				b.Fatal("no groups")
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("full", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			s, _ := openAggCopy(b, n)
+			agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return now }}
+			runtime.GC()
+			stop := make(chan struct{})
+			peak := peakHeap(stop)
+			b.StartTimer()
+			start := time.Now()
+			res, err := agg.Run(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fullSeconds = time.Since(start).Seconds()
+			b.StopTimer()
+			close(stop)
+			if res.EventsProcessed != n {
+				b.Fatalf("processed %d events, want %d", res.EventsProcessed, n)
+			}
+			b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+			b.ReportMetric(float64(res.AggregationsCreated), "aggregations")
+			s.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("incremental-1pct", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			s, _ := openAggCopy(b, n)
+			agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return now }}
+			if _, err := agg.Run(ctx); err != nil {
+				b.Fatal(err)
+			}
+			// 1% more events, arriving over the last half hour.
+			r := rand.New(rand.NewPCG(3, uint64(i)))
+			more := n / 100
+			for done := 0; done < more; {
+				k := min(1000, more-done)
+				evs := make([]odometer.Event, k)
+				for j := range evs {
+					t := now.Add(-time.Duration(r.Int64N(int64(30 * time.Minute))))
+					evs[j] = odometer.Event{ID: odometer.NewID("evt_"), EventType: aggTypes[r.IntN(len(aggTypes))],
+						CustomerID: fmt.Sprintf("cust_%05d", r.IntN(10_000)), Value: float64(r.IntN(1000)), Time: t, ReceivedAt: t}
+				}
+				if _, err := s.CreateEvents(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+				done += k
+			}
+			runtime.GC()
+			stop := make(chan struct{})
+			peak := peakHeap(stop)
+			b.StartTimer()
+			start := time.Now()
+			res, err := agg.Run(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			inc := time.Since(start).Seconds()
+			b.StopTimer()
+			close(stop)
+			if res.EventsProcessed != more {
+				b.Fatalf("processed %d events, want %d", res.EventsProcessed, more)
+			}
+			if fullSeconds > 0 {
+				b.ReportMetric(100*inc/fullSeconds, "%-of-full")
+			}
+			b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+			s.Close()
+			b.StartTimer()
+		}
+	})
+}

@@ -359,24 +359,3 @@ func (s *Store) FindEvents(ctx context.Context, f odometer.EventFilter) ([]odome
 	}
 	return out, next, nil
 }
-
-// ScanEvents implements odometer.AggregationStore.
-func (s *Store) ScanEvents(ctx context.Context, after int64, limit int, fn func(*odometer.Event) error) error {
-	rows, err := s.read.QueryContext(ctx, `SELECT seq, event_type, customer_id, value, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
-	if err != nil {
-		return storeError("scan events", err)
-	}
-	defer rows.Close()
-	var e odometer.Event
-	for rows.Next() {
-		var ts int64
-		if err := rows.Scan(&e.Seq, &e.EventType, &e.CustomerID, &e.Value, &ts); err != nil {
-			return storeError("scan events", err)
-		}
-		e.Time = fromMS(ts)
-		if err := fn(&e); err != nil {
-			return err
-		}
-	}
-	return storeError("scan events", rows.Err())
-}

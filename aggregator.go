@@ -41,6 +41,11 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var res RunResult
+	release, err := a.Store.LockAggregation(ctx)
+	if err != nil {
+		return res, fmt.Errorf("aggregate: %w", err)
+	}
+	defer release()
 	cfg := a.Config()
 	chunk := a.ChunkSize
 	if chunk <= 0 {

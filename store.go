@@ -74,6 +74,10 @@ func (r RunState) Folded(customerID string, seq int64) bool {
 
 // AggregationStore keeps buckets, aggregations and notifications.
 type AggregationStore interface {
+	// LockAggregation waits until this caller is the only aggregation run
+	// of the store, on every replica, and returns the release. A replica
+	// that dies holding it loses it, so that another can take over.
+	LockAggregation(ctx context.Context) (release func(), err error)
 	RunState(ctx context.Context) (RunState, error)
 	// MaxSeq returns the Seq of the newest event, 0 when there is none.
 	MaxSeq(ctx context.Context) (int64, error)

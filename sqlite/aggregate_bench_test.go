@@ -187,7 +187,7 @@ func BenchmarkAggregate(b *testing.B) {
 	b.Run("baseline-sql-scan", func(b *testing.B) {
 		s, path := openAggCopy(b, n)
 		defer s.Close()
-		db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=query_only(ON)&_pragma=cache_size(-131072)&_pragma=mmap_size(1073741824)")
+		db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=query_only(ON)&_pragma=cache_size(-32768)&_pragma=mmap_size(1073741824)")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,6 +20,11 @@ func scanRunState(row *sql.Row) (odometer.RunState, error) {
 	return st, err
 }
 
+// LockAggregation implements odometer.AggregationStore. One process
+// serves one SQLite file, and its Aggregator runs one at a time, so there is
+// no one else to exclude.
+func (s *Store) LockAggregation(ctx context.Context) (func(), error) { return func() {}, nil }
+
 // RunState implements odometer.AggregationStore.
 func (s *Store) RunState(ctx context.Context) (odometer.RunState, error) {
 	st, err := scanRunState(s.read.QueryRowContext(ctx, runStateQuery))

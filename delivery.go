@@ -137,10 +137,12 @@ func (d *Dispatcher) defaults() {
 		d.Concurrency = 16
 	}
 	if d.Batch <= 0 {
-		d.Batch = 256
+		d.Batch = 64
 	}
 	if d.Lease <= 0 {
-		d.Lease = 2 * time.Minute
+		// Longer than a batch can take against an endpoint that never
+		// answers: Batch/Concurrency rounds of a 15-second timeout.
+		d.Lease = time.Duration((d.Batch+d.Concurrency-1)/d.Concurrency)*15*time.Second + time.Minute
 	}
 	if d.Jitter == nil {
 		d.Jitter = rand.Float64
@@ -154,19 +156,15 @@ func (d *Dispatcher) defaults() {
 // and returns how many tries it made.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	d.defaults()
-	cfg := d.Config()
-	disabled, err := d.Store.DisabledEndpoints(ctx)
+	lanes, err := d.lanes(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("webhook endpoints: %w", err)
+		return 0, err
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var total int
 	var errs []error
-	for _, w := range cfg.Webhooks {
-		if _, off := disabled[w.URL]; off || !w.Enabled {
-			continue
-		}
+	for _, w := range lanes {
 		wg.Add(1)
 		go func(w Webhook) {
 			defer wg.Done()
@@ -183,16 +181,69 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// Run sends due deliveries every poll, and when kicked, until ctx ends.
+// lanes returns the webhooks to send to: enabled, and not disabled by a
+// 410.
+func (d *Dispatcher) lanes(ctx context.Context) ([]Webhook, error) {
+	disabled, err := d.Store.DisabledEndpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("webhook endpoints: %w", err)
+	}
+	var out []Webhook
+	for _, w := range d.Config().Webhooks {
+		if _, off := disabled[w.URL]; off || !w.Enabled {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// Run sends due deliveries every poll, and when kicked, until ctx ends;
+// then it waits for the tries in flight. Each endpoint's lane runs on its
+// own: a lane busy with a slow endpoint holds back no other, and one that
+// was due again while busy runs again as soon as it is done.
 func (d *Dispatcher) Run(ctx context.Context, poll time.Duration) {
 	d.defaults()
 	d.kickOnce.Do(func() { d.kick = make(chan struct{}, 1) })
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		busy  = map[string]bool{} // lanes running
+		again = map[string]bool{} // lanes due again while running
+	)
+	defer wg.Wait()
+	lane := func(w Webhook) {
+		defer wg.Done()
+		if _, err := d.drain(ctx, w); err != nil && ctx.Err() == nil {
+			d.Logger.Error("webhook delivery", "endpoint", w.URL, "err", err)
+		}
+		mu.Lock()
+		delete(busy, w.URL)
+		rerun := again[w.URL]
+		delete(again, w.URL)
+		mu.Unlock()
+		if rerun {
+			d.Kick()
+		}
+	}
 	for {
-		if _, err := d.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		lanes, err := d.lanes(ctx)
+		if err != nil && ctx.Err() == nil {
 			d.Logger.Error("webhook delivery", "err", err)
 		}
+		mu.Lock()
+		for _, w := range lanes {
+			if busy[w.URL] {
+				again[w.URL] = true
+				continue
+			}
+			busy[w.URL] = true
+			wg.Add(1)
+			go lane(w)
+		}
+		mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return

@@ -75,6 +75,10 @@ func refusePrivate(network, address string, _ syscall.RawConn) error {
 // not loopback, private (RFC 1918, fc00::/7), link-local (169.254.0.0/16,
 // fe80::/10, so not the cloud metadata address), unspecified, multicast,
 // shared (100.64.0.0/10), or an IPv4-mapped IPv6 form of any of those.
+// IPv6 forms that carry an IPv4 address (NAT64 64:ff9b::/96, 6to4
+// 2002::/16) are judged by that address; local-use NAT64 (64:ff9b:1::/48),
+// deprecated site-local (fec0::/10) and IPv4-compatible (::/96) addresses
+// are refused.
 func PublicAddr(a netip.Addr) bool {
 	a = a.Unmap()
 	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
@@ -86,6 +90,21 @@ func PublicAddr(a netip.Addr) bool {
 		if b[0] == 0 || (b[0] == 100 && b[1]&0xc0 == 64) || b[0] >= 240 {
 			return false
 		}
+		return true
+	}
+	b := a.As16()
+	switch {
+	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 0 &&
+		b[6] == 0 && b[7] == 0 && b[8] == 0 && b[9] == 0 && b[10] == 0 && b[11] == 0: // 64:ff9b::/96
+		return PublicAddr(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 1: // 64:ff9b:1::/48
+		return false
+	case b[0] == 0x20 && b[1] == 0x02: // 2002::/16
+		return PublicAddr(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
+	case b[0] == 0xfe && b[1]&0xc0 == 0xc0: // fec0::/10
+		return false
+	case [12]byte(b[:12]) == [12]byte{}: // ::/96
+		return false
 	}
 	return true
 }

@@ -59,21 +59,39 @@ func (s *Store) ClaimDeliveries(ctx context.Context, endpoint string, now time.T
 		return nil, storeError("claim deliveries", err)
 	}
 	until := ms(now.Add(lease))
-	for _, rid := range rids {
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE rid = ?`, until, rid); err != nil {
+	if len(rids) > 0 {
+		st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE rid = ?`)
+		if err != nil {
 			return nil, storeError("claim deliveries", err)
+		}
+		defer st.Close()
+		for _, rid := range rids {
+			if _, err := st.ExecContext(ctx, until, rid); err != nil {
+				return nil, storeError("claim deliveries", err)
+			}
 		}
 	}
 	return out, storeError("claim deliveries", tx.Commit())
 }
 
 // RecordAttempts implements odometer.DeliveryStore.
+//
+// Each aggregation's webhookStatus is computed here from the rows of its
+// deliveries rather than by correlated subqueries in the UPDATE: SQLite
+// re-prepared that statement on every execution whenever the revision was
+// bound to 1 (nearly always), which took most of a batch's time.
 func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return storeError("record attempts", err)
 	}
 	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, last_status = ?,
+		last_attempt_at = ?, delivered_at = ?, dry_run = ? WHERE id = ?`)
+	if err != nil {
+		return storeError("record attempts", err)
+	}
+	defer st.Close()
 	aggs := map[string]int{}
 	for _, d := range ds {
 		var lastErr any
@@ -84,37 +102,94 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 		if d.LastStatus != 0 {
 			lastStatus = d.LastStatus
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, last_status = ?,
-			last_attempt_at = ?, delivered_at = ?, dry_run = ? WHERE id = ?`,
-			d.Status, d.Attempts, nullMS(d.NextAttemptAt), lastErr, lastStatus, nullMS(d.LastAttemptAt), nullMS(d.DeliveredAt), d.DryRun, d.ID); err != nil {
+		if _, err := st.ExecContext(ctx, d.Status, d.Attempts, nullMS(d.NextAttemptAt), lastErr, lastStatus, nullMS(d.LastAttemptAt),
+			nullMS(d.DeliveredAt), d.DryRun, d.ID); err != nil {
 			return storeError("record attempts", err)
 		}
 		aggs[d.AggregationID] = d.Revision
 	}
+	sel, err := tx.PrepareContext(ctx, `SELECT status, attempts, delivered_at, last_error, last_attempt_at, dry_run
+		FROM deliveries WHERE aggregation_id = ? AND revision = ?`)
+	if err != nil {
+		return storeError("update webhook status", err)
+	}
+	defer sel.Close()
+	upd, err := tx.PrepareContext(ctx, `UPDATE aggregations SET wh_delivered = ?, wh_attempts = ?, wh_delivered_at = ?, wh_last_error = ?,
+		wh_last_attempt_at = ?, wh_dry_run = ? WHERE customer_id = ? AND period = ? AND period_key = ? AND revision = ?`)
+	if err != nil {
+		return storeError("update webhook status", err)
+	}
+	defer upd.Close()
 	for id, rev := range aggs {
-		if err := updateWebhookStatus(ctx, tx, id, rev); err != nil {
-			return err
+		customer, period, key, ok := odometer.ParseAggregationID(id)
+		if !ok {
+			continue
+		}
+		w, err := webhookStatus(ctx, sel, id, rev)
+		if err != nil {
+			return storeError("update webhook status", err)
+		}
+		if _, err := upd.ExecContext(ctx, w.delivered, w.attempts, w.deliveredAt, w.lastError, w.lastAttemptAt, w.dryRun,
+			customer, string(period), key, rev); err != nil {
+			return storeError("update webhook status", err)
 		}
 	}
 	return storeError("record attempts", tx.Commit())
 }
 
-// updateWebhookStatus sets an aggregation's webhookStatus from the
-// deliveries of its current revision: delivered once every endpoint has it.
-func updateWebhookStatus(ctx context.Context, tx *sql.Tx, aggID string, revision int) error {
-	customer, period, key, ok := odometer.ParseAggregationID(aggID)
-	if !ok {
-		return nil
+// whStatus is an aggregation's webhookStatus as stored.
+type whStatus struct {
+	delivered, dryRun          bool
+	attempts                   int
+	deliveredAt, lastAttemptAt sql.NullInt64
+	lastError                  sql.NullString
+}
+
+// webhookStatus computes an aggregation's webhookStatus from the
+// deliveries of its revision: delivered once every endpoint has it; the
+// most tries of any endpoint; the last error of the latest failed try.
+func webhookStatus(ctx context.Context, sel *sql.Stmt, aggID string, revision int) (whStatus, error) {
+	var w whStatus
+	rows, err := sel.QueryContext(ctx, aggID, revision)
+	if err != nil {
+		return w, err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE aggregations SET
-		wh_delivered = (SELECT count(*) > 0 AND sum(status <> 'delivered') = 0 FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
-		wh_attempts = (SELECT coalesce(max(attempts), 0) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
-		wh_delivered_at = (SELECT CASE WHEN sum(status <> 'delivered') = 0 THEN max(delivered_at) END FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
-		wh_last_error = (SELECT last_error FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2 AND last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1),
-		wh_last_attempt_at = (SELECT max(last_attempt_at) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2),
-		wh_dry_run = (SELECT coalesce(max(dry_run), 0) FROM deliveries WHERE aggregation_id = ?1 AND revision = ?2)
-		WHERE customer_id = ?3 AND period = ?4 AND period_key = ?5 AND revision = ?2`, aggID, revision, customer, string(period), key)
-	return storeError("update webhook status", err)
+	defer rows.Close()
+	n, undelivered := 0, 0
+	var errAt sql.NullInt64 // last_attempt_at of the row lastError came from
+	for rows.Next() {
+		var status string
+		var attempts int
+		var deliveredAt, lastAttempt sql.NullInt64
+		var lastErr sql.NullString
+		var dry bool
+		if err := rows.Scan(&status, &attempts, &deliveredAt, &lastErr, &lastAttempt, &dry); err != nil {
+			return w, err
+		}
+		n++
+		if status != odometer.DeliveryDelivered {
+			undelivered++
+		}
+		w.attempts = max(w.attempts, attempts)
+		if deliveredAt.Valid && (!w.deliveredAt.Valid || deliveredAt.Int64 > w.deliveredAt.Int64) {
+			w.deliveredAt = deliveredAt
+		}
+		if lastAttempt.Valid && (!w.lastAttemptAt.Valid || lastAttempt.Int64 > w.lastAttemptAt.Int64) {
+			w.lastAttemptAt = lastAttempt
+		}
+		if lastErr.Valid && (!w.lastError.Valid || (lastAttempt.Valid && (!errAt.Valid || lastAttempt.Int64 > errAt.Int64))) {
+			w.lastError, errAt = lastErr, lastAttempt
+		}
+		w.dryRun = w.dryRun || dry
+	}
+	if err := rows.Err(); err != nil {
+		return w, err
+	}
+	w.delivered = n > 0 && undelivered == 0
+	if !w.delivered {
+		w.deliveredAt = sql.NullInt64{}
+	}
+	return w, nil
 }
 
 // FindDeliveries implements odometer.DeliveryStore.

@@ -67,6 +67,8 @@ type request struct {
 // while the previous commit ran and stores them in one transaction, so
 // that concurrent requests share one fsync.
 type committer struct {
+	mu      sync.RWMutex // held to send, taken to close
+	closed  bool
 	s       *Store
 	queue   chan *request
 	stop    chan struct{}
@@ -84,11 +86,14 @@ func newCommitter(s *Store, maxSeq int64) *committer {
 }
 
 func (c *committer) close() {
-	select {
-	case <-c.stop:
-	default:
+	// Wait for the senders in flight, so that nothing is queued after the
+	// committer has drained the queue for the last time.
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
 		close(c.stop)
 	}
+	c.mu.Unlock()
 	<-c.stopped
 }
 
@@ -134,11 +139,17 @@ func (c *committer) run() {
 // CreateEvents implements odometer.EventStore.
 func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
 	r := &request{events: events, done: make(chan struct{})}
-	select {
-	case s.ingest.queue <- r:
-	case <-s.ingest.stop:
+	c := s.ingest
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
 		return nil, errClosed
+	}
+	select {
+	case c.queue <- r:
+		c.mu.RUnlock()
 	case <-ctx.Done():
+		c.mu.RUnlock()
 		return nil, ctx.Err()
 	}
 	// Once queued, wait for the outcome even if the client goes away: the

@@ -33,6 +33,16 @@ type Aggregation struct {
 	Webhook   WebhookStatus
 }
 
+// AggregationKey names an aggregation.
+type AggregationKey struct {
+	CustomerID string
+	Period     Period
+	Key        string
+}
+
+// Key returns the aggregation's key.
+func (a *Aggregation) Key() AggregationKey { return AggregationKey{a.CustomerID, a.Period, a.PeriodKey} }
+
 // ID is the template's document id: {customerId}_{period}_{periodKey}.
 func (a *Aggregation) ID() string { return AggregationID(a.CustomerID, a.Period, a.PeriodKey) }
 

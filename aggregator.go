@@ -178,10 +178,8 @@ func (r *runner) write(ctx context.Context, last bool) error {
 		if cur != r.stored {
 			return fmt.Errorf("aggregation progress moved from %+v to %+v: another writer is aggregating", r.stored, cur)
 		}
-		for i := range r.done {
-			if err := r.apply(tx, &r.done[i], now, &res); err != nil {
-				return err
-			}
+		if err := r.apply(tx, now, &res); err != nil {
+			return err
 		}
 		return tx.SetRunState(next)
 	})
@@ -198,24 +196,30 @@ func (r *runner) write(ctx context.Context, last bool) error {
 	return nil
 }
 
-// apply merges one customer's delta into its buckets and aggregations,
-// and finalizes at once the periods that have already ended.
-func (r *runner) apply(tx AggregationTx, cf *customerFold, now time.Time, res *RunResult) error {
+// apply merges the queued customers' deltas into their buckets and
+// aggregations, each row read and written once, and finalizes at once the
+// periods that have already ended.
+func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	cfg := r.cfg
-	// Buckets: one per event type and UTC day.
+	// Buckets: one per customer, event type and UTC day.
 	days := make(map[BucketKey]map[int64]*State)
-	minDay, maxDay := int64(1<<62), int64(-1<<62)
-	for k, s := range cf.slots {
-		bk := BucketKey{cf.customer, k.eventType, DayOfSlot(k.slot)}
-		d := days[bk]
-		if d == nil {
-			d = make(map[int64]*State, 4)
-			days[bk] = d
+	for i := range r.done {
+		cf := &r.done[i]
+		for k, s := range cf.slots {
+			bk := BucketKey{cf.customer, k.eventType, DayOfSlot(k.slot)}
+			d := days[bk]
+			if d == nil {
+				d = make(map[int64]*State, 4)
+				days[bk] = d
+			}
+			d[k.slot] = s
 		}
-		d[k.slot] = s
-		minDay, maxDay = min(minDay, bk.Day), max(maxDay, bk.Day)
 	}
-	stored, err := tx.LoadBuckets(cf.customer, minDay, maxDay)
+	keys := make([]BucketKey, 0, len(days))
+	for k := range days {
+		keys = append(keys, k)
+	}
+	stored, err := tx.LoadBuckets(keys)
 	if err != nil {
 		return err
 	}
@@ -241,75 +245,62 @@ func (r *runner) apply(tx AggregationTx, cf *customerFold, now time.Time, res *R
 	}
 
 	// Aggregations: each slot's delta into every period holding it.
-	deltas := make([]map[string]map[string]*State, len(cfg.Periods)) // period -> key -> type -> state
-	for i := range deltas {
-		deltas[i] = map[string]map[string]*State{}
-	}
-	for k, s := range cf.slots {
-		for i, key := range r.pk.of(k.slot) {
-			d := deltas[i][key]
-			if d == nil {
-				d = make(map[string]*State, 2)
-				deltas[i][key] = d
-			}
-			if cur := d[k.eventType]; cur != nil {
-				cur.Merge(s)
-			} else {
-				d[k.eventType] = s.clone()
+	deltas := make(map[AggregationKey]map[string]*State)
+	for i := range r.done {
+		cf := &r.done[i]
+		for k, s := range cf.slots {
+			for j, key := range r.pk.of(k.slot) {
+				ak := AggregationKey{cf.customer, cfg.Periods[j], key}
+				d := deltas[ak]
+				if d == nil {
+					d = make(map[string]*State, 2)
+					deltas[ak] = d
+				}
+				if cur := d[k.eventType]; cur != nil {
+					cur.Merge(s)
+				} else {
+					d[k.eventType] = s.clone()
+				}
 			}
 		}
+	}
+	akeys := make([]AggregationKey, 0, len(deltas))
+	for k := range deltas {
+		akeys = append(akeys, k)
+	}
+	existing, err := tx.LoadAggregations(akeys)
+	if err != nil {
+		return err
 	}
 	end := now.Add(-time.Duration(cfg.GracePeriod))
-	var aggs []*Aggregation
+	aggs := make([]*Aggregation, 0, len(deltas))
 	var notes []*Notification
-	for i, p := range cfg.Periods {
-		if len(deltas[i]) == 0 {
-			continue
-		}
-		lo, hi := "", ""
-		for key := range deltas[i] {
-			if lo == "" || key < lo {
-				lo = key
-			}
-			if key > hi {
-				hi = key
-			}
-		}
-		existing, err := tx.LoadAggregations(cf.customer, p, lo, hi)
-		if err != nil {
-			return err
-		}
-		byKey := make(map[string]*Aggregation, len(existing))
-		for _, ag := range existing {
-			byKey[ag.PeriodKey] = ag
-		}
-		for key, states := range deltas[i] {
-			ag := byKey[key]
-			if ag == nil {
-				start, stop := r.pk.bound(p, key)
-				ag = &Aggregation{CustomerID: cf.customer, Period: p, PeriodKey: key, PeriodStart: start, PeriodEnd: stop, States: states}
-				res.AggregationsCreated++
-			} else {
-				for t, s := range states {
-					if cur := ag.States[t]; cur != nil {
-						cur.Merge(s)
-					} else {
-						ag.States[t] = s
-					}
-				}
-				if ag.Complete {
-					ag.Dirty = true
-				}
-				res.AggregationsUpdated++
-			}
-			ag.Timestamp = now
-			if !ag.PeriodEnd.After(end) {
-				if n := finalizeOne(cfg, ag, now, res); n != nil {
-					notes = append(notes, n)
+	for ak, states := range deltas {
+		ag := existing[ak]
+		if ag == nil {
+			start, stop := r.pk.bound(ak.Period, ak.Key)
+			ag = &Aggregation{CustomerID: ak.CustomerID, Period: ak.Period, PeriodKey: ak.Key, PeriodStart: start, PeriodEnd: stop, States: states}
+			res.AggregationsCreated++
+		} else {
+			for t, s := range states {
+				if cur := ag.States[t]; cur != nil {
+					cur.Merge(s)
+				} else {
+					ag.States[t] = s
 				}
 			}
-			aggs = append(aggs, ag)
+			if ag.Complete {
+				ag.Dirty = true
+			}
+			res.AggregationsUpdated++
 		}
+		ag.Timestamp = now
+		if !ag.PeriodEnd.After(end) {
+			if n := finalizeOne(cfg, ag, now, res); n != nil {
+				notes = append(notes, n)
+			}
+		}
+		aggs = append(aggs, ag)
 	}
 	if err := tx.SaveAggregations(aggs); err != nil {
 		return err

@@ -101,13 +101,11 @@ type AggregationStore interface {
 type AggregationTx interface {
 	RunState() (RunState, error)
 	SetRunState(RunState) error
-	// LoadBuckets returns the stored encodings of a customer's buckets of
-	// UTC days fromDay..toDay.
-	LoadBuckets(customerID string, fromDay, toDay int64) (map[BucketKey][]byte, error)
+	// LoadBuckets returns the stored encodings of those buckets that exist.
+	LoadBuckets(keys []BucketKey) (map[BucketKey][]byte, error)
 	SaveBuckets(buckets map[BucketKey][]byte) error
-	// LoadAggregations returns a customer's aggregations of period p with
-	// keys fromKey..toKey.
-	LoadAggregations(customerID string, p Period, fromKey, toKey string) ([]*Aggregation, error)
+	// LoadAggregations returns those aggregations that exist.
+	LoadAggregations(keys []AggregationKey) (map[AggregationKey]*Aggregation, error)
 	// SaveAggregations inserts or replaces aggregations. The webhook status
 	// is kept unless the revision changed, when it starts afresh.
 	SaveAggregations(aggs []*Aggregation) error

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -143,6 +144,22 @@ func copyFile(tb testing.TB, src, dst string) {
 	}
 }
 
+// profileTo writes a CPU profile of what runs until the returned func is
+// called, when path is set.
+func profileTo(tb testing.TB, path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		tb.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // peakHeap samples the Go heap until stop is closed.
 func peakHeap(stop chan struct{}) *atomic.Uint64 {
 	var peak atomic.Uint64
@@ -269,6 +286,7 @@ func BenchmarkAggregate(b *testing.B) {
 			runtime.GC()
 			stop := make(chan struct{})
 			peak := peakHeap(stop)
+			stopProfile := profileTo(b, os.Getenv("ODOMETER_AGG_PROFILE"))
 			b.StartTimer()
 			start := time.Now()
 			res, err := agg.Run(ctx)
@@ -276,6 +294,7 @@ func BenchmarkAggregate(b *testing.B) {
 				b.Fatal(err)
 			}
 			inc := time.Since(start).Seconds()
+			stopProfile()
 			b.StopTimer()
 			close(stop)
 			if res.EventsProcessed != more {

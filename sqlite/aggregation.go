@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,36 +127,73 @@ func (t *aggTx) SetRunState(st odometer.RunState) error {
 	return storeError("set run state", err)
 }
 
-func (t *aggTx) LoadBuckets(customerID string, fromDay, toDay int64) (map[odometer.BucketKey][]byte, error) {
-	st, err := t.stmt(`SELECT event_type, day, slots FROM buckets WHERE customer_id = ? AND day BETWEEN ? AND ?`)
-	if err != nil {
-		return nil, storeError("load buckets", err)
-	}
-	rows, err := st.QueryContext(t.ctx, customerID, fromDay, toDay)
-	if err != nil {
-		return nil, storeError("load buckets", err)
-	}
-	defer rows.Close()
-	out := make(map[odometer.BucketKey][]byte)
-	for rows.Next() {
-		k := odometer.BucketKey{CustomerID: customerID}
-		var b []byte
-		if err := rows.Scan(&k.EventType, &k.Day, &b); err != nil {
+// chunk is how many rows one multi-row statement carries: statements are
+// prepared once per transaction and size, and one statement for many rows
+// costs far less than one for each.
+const chunk = 128
+
+// placeholders returns n groups of k placeholders: "(?,?),(?,?)".
+func placeholders(n, k int) string {
+	g := "(" + strings.Repeat("?,", k-1) + "?)"
+	return strings.Repeat(g+",", n-1) + g
+}
+
+func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][]byte, error) {
+	out := make(map[odometer.BucketKey][]byte, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
+		st, err := t.stmt(`SELECT customer_id, event_type, day, slots FROM buckets WHERE (customer_id, event_type, day) IN (VALUES ` + placeholders(n, 3) + `)`)
+		if err != nil {
 			return nil, storeError("load buckets", err)
 		}
-		out[k] = b
+		args := make([]any, 0, 3*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.CustomerID, k.EventType, k.Day)
+		}
+		keys = keys[n:]
+		rows, err := st.QueryContext(t.ctx, args...)
+		if err != nil {
+			return nil, storeError("load buckets", err)
+		}
+		for rows.Next() {
+			var k odometer.BucketKey
+			var b []byte
+			if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Day, &b); err != nil {
+				rows.Close()
+				return nil, storeError("load buckets", err)
+			}
+			out[k] = b
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, storeError("load buckets", err)
+		}
 	}
-	return out, storeError("load buckets", rows.Err())
+	return out, nil
 }
 
 func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
-	st, err := t.stmt(`INSERT INTO buckets (customer_id, event_type, day, slots) VALUES (?,?,?,?)
-		ON CONFLICT (customer_id, event_type, day) DO UPDATE SET slots = excluded.slots`)
-	if err != nil {
-		return storeError("save buckets", err)
+	// In key order, so that the writes walk the table's pages once.
+	keys := make([]odometer.BucketKey, 0, len(buckets))
+	for k := range buckets {
+		keys = append(keys, k)
 	}
-	for k, b := range buckets {
-		if _, err := st.ExecContext(t.ctx, k.CustomerID, k.EventType, k.Day, b); err != nil {
+	slices.SortFunc(keys, func(a, b odometer.BucketKey) int {
+		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.EventType, b.EventType), cmp.Compare(a.Day, b.Day))
+	})
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
+		st, err := t.stmt(`INSERT INTO buckets (customer_id, event_type, day, slots) VALUES ` + placeholders(n, 4) + `
+			ON CONFLICT (customer_id, event_type, day) DO UPDATE SET slots = excluded.slots`)
+		if err != nil {
+			return storeError("save buckets", err)
+		}
+		args := make([]any, 0, 4*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.CustomerID, k.EventType, k.Day, buckets[k])
+		}
+		keys = keys[n:]
+		if _, err := st.ExecContext(t.ctx, args...); err != nil {
 			return storeError("save buckets", err)
 		}
 	}
@@ -192,50 +231,75 @@ func scanAggregation(row interface{ Scan(...any) error }) (*odometer.Aggregation
 	return &a, nil
 }
 
-func (t *aggTx) LoadAggregations(customerID string, p odometer.Period, fromKey, toKey string) ([]*odometer.Aggregation, error) {
-	st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE customer_id = ? AND period = ? AND period_key BETWEEN ? AND ?`)
-	if err != nil {
-		return nil, storeError("load aggregations", err)
-	}
-	rows, err := st.QueryContext(t.ctx, customerID, string(p), fromKey, toKey)
-	if err != nil {
-		return nil, storeError("load aggregations", err)
-	}
-	defer rows.Close()
-	var out []*odometer.Aggregation
-	for rows.Next() {
-		a, err := scanAggregation(rows)
+func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.AggregationKey]*odometer.Aggregation, error) {
+	out := make(map[odometer.AggregationKey]*odometer.Aggregation, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
+		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (customer_id, period, period_key) IN (VALUES ` + placeholders(n, 3) + `)`)
 		if err != nil {
 			return nil, storeError("load aggregations", err)
 		}
-		out = append(out, a)
+		args := make([]any, 0, 3*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.CustomerID, string(k.Period), k.Key)
+		}
+		keys = keys[n:]
+		rows, err := st.QueryContext(t.ctx, args...)
+		if err != nil {
+			return nil, storeError("load aggregations", err)
+		}
+		for rows.Next() {
+			a, err := scanAggregation(rows)
+			if err != nil {
+				rows.Close()
+				return nil, storeError("load aggregations", err)
+			}
+			out[a.Key()] = a
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, storeError("load aggregations", err)
+		}
 	}
-	return out, storeError("load aggregations", rows.Err())
+	return out, nil
 }
 
 func (t *aggTx) SaveAggregations(aggs []*odometer.Aggregation) error {
-	// The webhook status belongs to the sender; a new revision starts it afresh.
-	st, err := t.stmt(`INSERT INTO aggregations (` + aggColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,0,NULL,NULL,NULL,0)
-		ON CONFLICT (customer_id, period, period_key) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
-		complete = excluded.complete, dirty = excluded.dirty, published = excluded.published,
-		wh_delivered = iif(excluded.revision = revision, wh_delivered, 0),
-		wh_attempts = iif(excluded.revision = revision, wh_attempts, 0),
-		wh_delivered_at = iif(excluded.revision = revision, wh_delivered_at, NULL),
-		wh_last_error = iif(excluded.revision = revision, wh_last_error, NULL),
-		wh_last_attempt_at = iif(excluded.revision = revision, wh_last_attempt_at, NULL),
-		wh_dry_run = iif(excluded.revision = revision, wh_dry_run, 0),
-		revision = excluded.revision`)
-	if err != nil {
-		return storeError("save aggregations", err)
-	}
-	for _, a := range aggs {
-		var published any
-		if a.Published != nil {
-			b, _ := json.Marshal(a.Published)
-			published = string(b)
+	// In key order, so that the writes walk the table's pages once.
+	aggs = slices.Clone(aggs)
+	slices.SortFunc(aggs, func(a, b *odometer.Aggregation) int {
+		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(string(a.Period), string(b.Period)), strings.Compare(a.PeriodKey, b.PeriodKey))
+	})
+	const cols = 11
+	for len(aggs) > 0 {
+		n := min(len(aggs), chunk)
+		// The webhook status belongs to the sender; a new revision starts it afresh.
+		st, err := t.stmt(`INSERT INTO aggregations (customer_id, period, period_key, period_start, period_end, updated_at, states, complete, revision, dirty, published)
+			VALUES ` + placeholders(n, cols) + `
+			ON CONFLICT (customer_id, period, period_key) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
+			complete = excluded.complete, dirty = excluded.dirty, published = excluded.published,
+			wh_delivered = iif(excluded.revision = revision, wh_delivered, 0),
+			wh_attempts = iif(excluded.revision = revision, wh_attempts, 0),
+			wh_delivered_at = iif(excluded.revision = revision, wh_delivered_at, NULL),
+			wh_last_error = iif(excluded.revision = revision, wh_last_error, NULL),
+			wh_last_attempt_at = iif(excluded.revision = revision, wh_last_attempt_at, NULL),
+			wh_dry_run = iif(excluded.revision = revision, wh_dry_run, 0),
+			revision = excluded.revision`)
+		if err != nil {
+			return storeError("save aggregations", err)
 		}
-		if _, err := st.ExecContext(t.ctx, a.CustomerID, string(a.Period), a.PeriodKey, ms(a.PeriodStart), ms(a.PeriodEnd),
-			ms(a.Timestamp), odometer.EncodeStates(a.States), a.Complete, a.Revision, a.Dirty, published); err != nil {
+		args := make([]any, 0, cols*n)
+		for _, a := range aggs[:n] {
+			var published any
+			if a.Published != nil {
+				b, _ := json.Marshal(a.Published)
+				published = string(b)
+			}
+			args = append(args, a.CustomerID, string(a.Period), a.PeriodKey, ms(a.PeriodStart), ms(a.PeriodEnd),
+				ms(a.Timestamp), odometer.EncodeStates(a.States), a.Complete, a.Revision, a.Dirty, published)
+		}
+		aggs = aggs[n:]
+		if _, err := st.ExecContext(t.ctx, args...); err != nil {
 			return storeError("save aggregations", err)
 		}
 	}

@@ -41,7 +41,9 @@ type AggregationKey struct {
 }
 
 // Key returns the aggregation's key.
-func (a *Aggregation) Key() AggregationKey { return AggregationKey{a.CustomerID, a.Period, a.PeriodKey} }
+func (a *Aggregation) Key() AggregationKey {
+	return AggregationKey{a.CustomerID, a.Period, a.PeriodKey}
+}
 
 // ID is the template's document id: {customerId}_{period}_{periodKey}.
 func (a *Aggregation) ID() string { return AggregationID(a.CustomerID, a.Period, a.PeriodKey) }
@@ -89,7 +91,7 @@ func EncodeStates(states map[string]*State) []byte {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var b []byte
+	b := []byte{} // never nil: a period whose events were all deleted has no states
 	for _, n := range names {
 		b = binary.AppendUvarint(b, uint64(len(n)))
 		b = append(b, n...)

@@ -81,6 +81,9 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 			return res, fmt.Errorf("aggregate: %w", err)
 		}
 	}
+	if err := a.rebuild(ctx, cfg, pk, &res); err != nil {
+		return res, err
+	}
 	if err := a.finalize(ctx, cfg, &res); err != nil {
 		return res, err
 	}

@@ -16,6 +16,8 @@ const (
 	MaxTypeBytes     = 255
 	MaxMetadataBytes = 16 << 10
 	MaxBatch         = 1000
+	// MaxValue bounds an event's value, so that sums stay finite.
+	MaxValue = 1e300
 	// MaxClockSkew is how far in the future an event's own timestamp may be.
 	MaxClockSkew = 5 * time.Minute
 )

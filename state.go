@@ -46,8 +46,28 @@ func (s *Sum) Merge(o *Sum) {
 	}
 }
 
-// Value returns the correctly rounded total.
+// Value returns the correctly rounded total. A total beyond the range of
+// float64 is clamped to ±math.MaxFloat64 (values are limited to ±1e300 at
+// the door, so that takes about 1e8 events of the largest value).
 func (s *Sum) Value() float64 {
+	v := s.value()
+	switch {
+	case math.IsNaN(v):
+		// Partials overflowed on the way; the exact total's sign is that
+		// of the largest partial.
+		for _, x := range s.p {
+			if math.IsInf(x, 0) {
+				return math.Copysign(math.MaxFloat64, x)
+			}
+		}
+		return 0
+	case math.IsInf(v, 0):
+		return math.Copysign(math.MaxFloat64, v)
+	}
+	return v
+}
+
+func (s *Sum) value() float64 {
 	n := len(s.p)
 	if n == 0 {
 		return 0

@@ -27,6 +27,13 @@ type EventStore interface {
 	// cannot write answers EUNAVAILABLE.
 	CreateEvents(ctx context.Context, events []Event) (dup []bool, err error)
 
+	// DeleteEvents deletes the events filter selects (its Limit and Cursor
+	// aside) and returns how many. In the same transaction it records the
+	// buckets that held those of them already folded into the aggregates,
+	// for the next aggregation run to rebuild. Callers hold the aggregation
+	// lock (see Aggregator.DeleteEvents), so that no run is folding them.
+	DeleteEvents(ctx context.Context, filter EventFilter) (int, error)
+
 	// FindEvents returns events newest first (by arrival), at most
 	// filter.Limit, and the cursor of the next page ("" at the end).
 	FindEvents(ctx context.Context, filter EventFilter) ([]Event, string, error)
@@ -86,6 +93,9 @@ type AggregationStore interface {
 	// customer and then event type. The Event passed is reused between
 	// calls; fn must copy what it keeps.
 	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*Event) error) error
+	// ScanFolded calls fn for each event folded into the aggregates (Seq <=
+	// upto, with no run in progress) whose time is in [from, to).
+	ScanFolded(ctx context.Context, upto int64, from, to time.Time, fn func(*Event) error) error
 	// Aggregate runs fn in one write transaction that excludes every other
 	// aggregation writer of this store (on every replica).
 	Aggregate(ctx context.Context, fn func(AggregationTx) error) error
@@ -103,7 +113,15 @@ type AggregationTx interface {
 	SetRunState(RunState) error
 	// LoadBuckets returns the stored encodings of those buckets that exist.
 	LoadBuckets(keys []BucketKey) (map[BucketKey][]byte, error)
+	// SaveBuckets inserts or replaces buckets; an empty encoding deletes one.
 	SaveBuckets(buckets map[BucketKey][]byte) error
+	// LoadCustomerBuckets returns every bucket of a customer for UTC days
+	// fromDay..toDay.
+	LoadCustomerBuckets(customerID string, fromDay, toDay int64) (map[BucketKey][]byte, error)
+	// Rebuilds returns the buckets that deleted events left to rebuild.
+	Rebuilds() ([]BucketKey, error)
+	// ClearRebuilds forgets rebuilt buckets.
+	ClearRebuilds(keys []BucketKey) error
 	// LoadAggregations returns those aggregations that exist.
 	LoadAggregations(keys []AggregationKey) (map[AggregationKey]*Aggregation, error)
 	// SaveAggregations inserts or replaces aggregations. The webhook status

@@ -161,8 +161,14 @@ func (s *Server) handleUsageQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if to == nil {
-		t := now
-		to = &t
+		// The end of the current window: an event stamped now, or a few
+		// minutes ahead as ingest allows, is in it.
+		_, end, err := uq.Window.Bounds(uq.Window.Key(now.In(uq.Location)), uq.Location)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		to = &end
 	}
 	if from == nil {
 		t := uq.Window.PeriodStart(to.Add(-time.Millisecond), uq.Location)

@@ -174,7 +174,7 @@ func number(raw json.RawMessage) (float64, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || math.Abs(v) > odometer.MaxValue {
 		return 0, false
 	}
 	return v, true

@@ -38,6 +38,10 @@ type Server struct {
 	MaxBatchBytes int64
 	// MaxBodyBytes limits every other body.
 	MaxBodyBytes int64
+	// Metrics, when nil, are made by Handler; GET /metrics serves them.
+	Metrics *Metrics
+
+	metricsHandler http.Handler
 
 	endpoints []string
 
@@ -72,6 +76,7 @@ var routes = []route{
 	{"GET", "/usage", odometer.ScopeRead, (*Server).handleUsageQuery},
 	{"GET", "/config", odometer.ScopeRead, (*Server).handleConfig},
 	{"GET", "/events", odometer.ScopeRead, (*Server).handleEvents},
+	{"DELETE", "/events", odometer.ScopeAdmin, (*Server).handleDeleteEvents},
 	{"GET", "/aggregations", odometer.ScopeRead, (*Server).handleAggregations},
 	{"POST", "/aggregations/trigger", odometer.ScopeAdmin, (*Server).handleTrigger},
 	{"POST", "/keys", odometer.ScopeAdmin, (*Server).handleCreateKey},
@@ -79,6 +84,7 @@ var routes = []route{
 	{"DELETE", "/keys/{id}", odometer.ScopeAdmin, (*Server).handleRevokeKey},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
+	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
 }
 
 // Handler returns the API's handler.
@@ -99,6 +105,8 @@ func (s *Server) Handler() http.Handler {
 		s.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	s.touched = map[string]time.Time{}
+	s.endpoints = nil
+	s.setupMetrics()
 
 	mux := http.NewServeMux()
 	methods := map[string][]string{}
@@ -133,7 +141,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found"})
 	})
-	return s.recoverer(s.logRequests(mux))
+	return s.recoverer(s.logRequests(s.instrument(mux)))
 }
 
 type ctxKey int

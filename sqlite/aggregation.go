@@ -23,9 +23,15 @@ func scanRunState(row *sql.Row) (odometer.RunState, error) {
 }
 
 // LockAggregation implements odometer.AggregationStore. One process
-// serves one SQLite file, and its Aggregator runs one at a time, so there is
-// no one else to exclude.
-func (s *Store) LockAggregation(ctx context.Context) (func(), error) { return func() {}, nil }
+// serves one SQLite file, so a lock in the process excludes every other run.
+func (s *Store) LockAggregation(ctx context.Context) (func(), error) {
+	select {
+	case s.aggLock <- struct{}{}:
+		return func() { <-s.aggLock }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
 // RunState implements odometer.AggregationStore.
 func (s *Store) RunState(ctx context.Context) (odometer.RunState, error) {
@@ -175,7 +181,13 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 	// In key order, so that the writes walk the table's pages once.
 	keys := make([]odometer.BucketKey, 0, len(buckets))
-	for k := range buckets {
+	for k, b := range buckets {
+		if len(b) == 0 {
+			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE customer_id = ? AND event_type = ? AND day = ?`, k.CustomerID, k.EventType, k.Day); err != nil {
+				return storeError("save buckets", err)
+			}
+			continue
+		}
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b odometer.BucketKey) int {

@@ -74,13 +74,19 @@ type committer struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	nextSeq int64
+
+	// Statements prepared on the one write connection, for the
+	// committer's life.
+	stmts map[int]*sql.Stmt
+	get   *sql.Stmt
 }
 
 // maxGroup bounds the events of one commit.
 const maxGroup = 20_000
 
 func newCommitter(s *Store, maxSeq int64) *committer {
-	c := &committer{s: s, queue: make(chan *request, 1024), stop: make(chan struct{}), stopped: make(chan struct{}), nextSeq: maxSeq + 1}
+	c := &committer{s: s, queue: make(chan *request, 1024), stop: make(chan struct{}), stopped: make(chan struct{}), nextSeq: maxSeq + 1,
+		stmts: map[int]*sql.Stmt{}}
 	go c.run()
 	return c
 }
@@ -101,6 +107,7 @@ var errClosed = &odometer.Error{Code: odometer.EUNAVAILABLE, Message: "The serve
 
 func (c *committer) run() {
 	defer close(c.stopped)
+	defer c.closeStmts()
 	for {
 		var first *request
 		select {
@@ -164,18 +171,114 @@ type pendingID struct {
 	seq int64
 }
 
+// rowsPerInsert is the rows of one multi-row INSERT: one statement of 100
+// rows costs far less than 100 statements of one.
+const rowsPerInsert = 100
+
+const insertColumns = `INSERT INTO events (seq, id, idh, fp, event_type, customer_id, value, metadata, ts, received_at) VALUES `
+
+// inserter buffers the rows of a commit and inserts them rowsPerInsert at a
+// time, with statements prepared once for the committer's life.
+type inserter struct {
+	c    *committer
+	ctx  context.Context
+	tx   *sql.Tx
+	args []any
+}
+
+const insertArgs = 10
+
+func (w *inserter) add(seq int64, e *odometer.Event, idh any, fp int64) error {
+	var meta any
+	if e.Metadata != nil {
+		meta = string(e.Metadata)
+	}
+	w.args = append(w.args, seq, e.ID, idh, fp, e.EventType, e.CustomerID, e.Value, meta,
+		e.Time.UnixMilli(), e.ReceivedAt.UnixMilli())
+	if len(w.args) == rowsPerInsert*insertArgs {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush inserts the buffered rows: in statements of 100, 10 and 1 rows.
+func (w *inserter) flush() error {
+	for _, n := range []int{rowsPerInsert, 10, 1} {
+		for len(w.args) >= n*insertArgs {
+			if _, err := w.tx.StmtContext(w.ctx, w.c.stmts[n]).ExecContext(w.ctx, w.args[:n*insertArgs]...); err != nil {
+				return err
+			}
+			w.args = append(w.args[:0], w.args[n*insertArgs:]...)
+		}
+	}
+	return nil
+}
+
+// prepare prepares the statements of a commit, once. It runs before the
+// transaction begins: the write pool's one connection is the
+// transaction's until it ends.
+func (c *committer) prepare(ctx context.Context) error {
+	if c.get != nil {
+		return nil
+	}
+	for _, n := range []int{rowsPerInsert, 10, 1} {
+		q := insertColumns + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?),", n), ",")
+		st, err := c.s.write.PrepareContext(ctx, q)
+		if err != nil {
+			c.closeStmts()
+			return err
+		}
+		c.stmts[n] = st
+	}
+	st, err := c.s.write.PrepareContext(ctx, `SELECT id, fp FROM events WHERE seq = ?`)
+	if err != nil {
+		c.closeStmts()
+		return err
+	}
+	c.get = st
+	return nil
+}
+
+// closeStmts closes the prepared statements when the committer stops.
+func (c *committer) closeStmts() {
+	for n, st := range c.stmts {
+		st.Close()
+		delete(c.stmts, n)
+	}
+	if c.get != nil {
+		c.get.Close()
+		c.get = nil
+	}
+}
+
 // commit stores a group in one transaction. A request with a conflicting
 // id fails alone; a store error fails every request of the group, and none
 // is acknowledged.
+//
+// A new id goes into the in-memory index as soon as it is known to be new,
+// while its slot in the map is still in the CPU cache: looking it up and
+// adding it after the commit would touch a random place of a large map
+// twice. The ids of a request that fails, or of a group whose transaction
+// fails, are taken out again.
 func (c *committer) commit(group []*request) {
 	s := c.s
 	ctx := context.Background()
+	var early []int64 // hashes put in the index by this group
 	fail := func(err error) {
 		for _, r := range group {
 			if r.err == nil {
 				r.err, r.dup = err, nil
 			}
 		}
+		for _, h := range early {
+			delete(s.ids.seq, h)
+		}
+	}
+	s.ids.mu.Lock()
+	defer s.ids.mu.Unlock()
+	if err := c.prepare(ctx); err != nil {
+		fail(storeError("prepare", err))
+		return
 	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -183,31 +286,27 @@ func (c *committer) commit(group []*request) {
 		return
 	}
 	defer tx.Rollback()
-	get, err := tx.PrepareContext(ctx, `SELECT id, fp FROM events WHERE seq = ?`)
-	if err != nil {
-		fail(storeError("prepare", err))
-		return
-	}
-	defer get.Close()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (seq, id, idh, fp, event_type, customer_id, value, metadata, ts, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		fail(storeError("prepare", err))
-		return
-	}
-	defer ins.Close()
+	w := &inserter{c: c, ctx: ctx, tx: tx, args: make([]any, 0, rowsPerInsert*insertArgs)}
 
 	seq := c.nextSeq
-	added := map[int64][]pendingID{} // ids stored by this group, by hash
-	var indexed []pendingID
-	s.ids.mu.RLock()
+	added := map[string]pendingID{} // ids stored by this group
+	var later []pendingID           // ids to index after the commit
+	var fps []int64
 	for _, r := range group {
 		r.dup = make([]bool, len(r.events))
-		fps := make([]int64, len(r.events))
-		mine := map[string]int{} // id -> index within the request
+		if cap(fps) < len(r.events) {
+			fps = make([]int64, len(r.events))
+		}
+		fps = fps[:len(r.events)]
+		mine := make(map[string]int, len(r.events)) // id -> index within the request
+		mineEarly := len(early)
+		var mineLater []pendingID
+		next := seq // the seq the next new event of the request will have
 		for i := range r.events {
 			e := &r.events[i]
 			fps[i] = e.Fingerprint()
 			if !e.ClientID {
+				next++
 				continue
 			}
 			if j, ok := mine[e.ID]; ok {
@@ -221,26 +320,34 @@ func (c *committer) commit(group []*request) {
 			mine[e.ID] = i
 			h := odometer.IDHash(e.ID)
 			found := false
-			for _, p := range added[h] {
-				if p.id == e.ID {
-					found = true
-					if p.fp != fps[i] {
-						r.err = conflict(e.ID)
-					}
-					e.Seq = p.seq
+			if p, ok := added[e.ID]; ok {
+				found = true
+				if p.fp != fps[i] {
+					r.err = conflict(e.ID)
+				}
+				e.Seq = p.seq
+			}
+			var olds []int64
+			if !found {
+				olds = s.ids.lookup(h)
+			}
+			if len(olds) > 0 {
+				// The rows of this group so far must be visible to the query.
+				if err := w.flush(); err != nil {
+					fail(storeError("insert event", err))
+					return
 				}
 			}
-			for _, old := range s.ids.lookup(h) {
+			for _, old := range olds {
 				if found {
 					break
 				}
 				var id string
 				var fp int64
-				if err := get.QueryRowContext(ctx, old).Scan(&id, &fp); err != nil {
+				if err := tx.StmtContext(ctx, c.get).QueryRowContext(ctx, old).Scan(&id, &fp); err != nil {
 					if errors.Is(err, sql.ErrNoRows) {
-						continue // deleted since
+						continue // deleted since, or not yet stored
 					}
-					s.ids.mu.RUnlock()
 					fail(storeError("find id", err))
 					return
 				}
@@ -256,13 +363,28 @@ func (c *committer) commit(group []*request) {
 				break
 			}
 			r.dup[i] = found
+			if found {
+				continue
+			}
+			if len(olds) == 0 {
+				s.ids.seq[h] = next
+				early = append(early, h)
+			} else {
+				mineLater = append(mineLater, pendingID{e.ID, fps[i], next})
+			}
+			next++
 		}
 		if r.err != nil {
 			r.dup = nil
+			for _, h := range early[mineEarly:] {
+				delete(s.ids.seq, h)
+			}
+			early = early[:mineEarly]
 			continue
 		}
-		// The request is valid: store what is new.
-		var mineAdded []pendingID
+		later = append(later, mineLater...)
+		// The request is valid: store what is new, in the order of the
+		// seqs given above.
 		for i := range r.events {
 			if r.dup[i] {
 				continue
@@ -270,40 +392,29 @@ func (c *committer) commit(group []*request) {
 			e := &r.events[i]
 			var idh any
 			if e.ClientID {
-				h := odometer.IDHash(e.ID)
-				idh = h
-				mineAdded = append(mineAdded, pendingID{e.ID, fps[i], seq})
+				idh = odometer.IDHash(e.ID)
+				added[e.ID] = pendingID{e.ID, fps[i], seq}
 			}
-			var meta any
-			if e.Metadata != nil {
-				meta = string(e.Metadata)
-			}
-			if _, err := ins.ExecContext(ctx, seq, e.ID, idh, fps[i], e.EventType, e.CustomerID, e.Value, meta,
-				e.Time.UnixMilli(), e.ReceivedAt.UnixMilli()); err != nil {
-				s.ids.mu.RUnlock()
+			if err := w.add(seq, e, idh, fps[i]); err != nil {
 				fail(storeError("insert event", err))
 				return
 			}
 			e.Seq = seq
 			seq++
 		}
-		for _, p := range mineAdded {
-			h := odometer.IDHash(p.id)
-			added[h] = append(added[h], p)
-			indexed = append(indexed, p)
-		}
 	}
-	s.ids.mu.RUnlock()
+	if err := w.flush(); err != nil {
+		fail(storeError("insert event", err))
+		return
+	}
 	if err := tx.Commit(); err != nil {
 		fail(storeError("commit", err))
 		return
 	}
 	c.nextSeq = seq
-	s.ids.mu.Lock()
-	for _, p := range indexed {
+	for _, p := range later {
 		s.ids.add(odometer.IDHash(p.id), p.seq)
 	}
-	s.ids.mu.Unlock()
 }
 
 func conflict(id string) error {

@@ -36,6 +36,9 @@ type Store struct {
 
 	ingest *committer
 	ids    *idIndex
+
+	// aggLock admits one aggregation run at a time.
+	aggLock chan struct{}
 }
 
 var (
@@ -95,7 +98,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 
-	s := &Store{path: path, write: write, read: read, Now: time.Now}
+	s := &Store{path: path, write: write, read: read, Now: time.Now, aggLock: make(chan struct{}, 1)}
 	if s.ids, err = loadIDIndex(ctx, read); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: load id index: %w", path, err)

@@ -32,6 +32,9 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newVersionCommand())
+	root.AddCommand(newKeysCommand(), newEventsCommand(), newAggregationsCommand(), newTriggerCommand(),
+		newDeliveriesCommand(), newSendCommand(), newExportCommand(), newBenchCommand(), newConfigCommand(),
+		newWebhooksCommand())
 	return root
 }
 

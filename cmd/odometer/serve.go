@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/odometer-dev/odometer"
 	odohttp "github.com/odometer-dev/odometer/http"
+	"github.com/odometer-dev/odometer/postgres"
 	"github.com/odometer-dev/odometer/sqlite"
 )
 
@@ -55,7 +57,7 @@ environment variable ODOMETER_API_KEY, when set, is accepted as an admin key.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", envOr("ODOMETER_ADDR", "127.0.0.1:8080"), "address to listen on (ODOMETER_ADDR)")
-	f.StringVar(&o.db, "db", envOr("ODOMETER_DB", "odometer.db"), "database: a SQLite path, sqlite:PATH (ODOMETER_DB)")
+	f.StringVar(&o.db, "db", envOr("ODOMETER_DB", "odometer.db"), "database: a SQLite path, sqlite:PATH, or a postgres:// URL (ODOMETER_DB)")
 	f.StringVar(&o.config, "config", envOr("ODOMETER_CONFIG", "systemconfig.json"), "configuration file (ODOMETER_CONFIG)")
 	f.DurationVar(&o.aggregateInterval, "aggregate-interval", interval, "how often the scheduler aggregates and finalizes (ODOMETER_AGGREGATE_INTERVAL)")
 	f.StringVar(&o.logFormat, "log-format", envOr("ODOMETER_LOG_FORMAT", ""), "log format: text or json (default: text on a terminal, json otherwise)")
@@ -88,10 +90,10 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 }
 
 // openStore opens the store named by --db.
-func openStore(ctx context.Context, db string) (*sqlite.Store, error) {
+func openStore(ctx context.Context, db string) (odometer.Store, error) {
 	switch {
 	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
-		return nil, errors.New("--db: PostgreSQL is not supported by this build yet; use a SQLite path")
+		return postgres.Open(ctx, db)
 	case strings.HasPrefix(db, "sqlite:"):
 		db = strings.TrimPrefix(db, "sqlite:")
 	}
@@ -99,6 +101,16 @@ func openStore(ctx context.Context, db string) (*sqlite.Store, error) {
 		return nil, errors.New("--db: empty path")
 	}
 	return sqlite.Open(ctx, db)
+}
+
+// redactDB hides the password of a database URL, for the log.
+func redactDB(db string) string {
+	if u, err := url.Parse(db); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return db
 }
 
 func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, stderr io.Writer) error {
@@ -151,10 +163,11 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		return cfg
 	}
 	agg := &odometer.Aggregator{Store: store, Config: current, Now: time.Now}
+	metrics := odohttp.NewMetrics(version, time.Now)
 	sender := odohttp.NewSender(o.allowPrivate)
 	defer sender.Close()
 	dryRun := envBool("DRY_RUN")
-	disp := &odometer.Dispatcher{Store: store, Sender: sender, Config: current, Now: time.Now, Logger: log, DryRun: dryRun}
+	disp := &odometer.Dispatcher{Store: metrics.Deliveries(store), Sender: sender, Config: current, Now: time.Now, Logger: log, DryRun: dryRun}
 	if dryRun {
 		log.Warn("DRY_RUN is set: webhooks are logged and marked delivered, never sent")
 	}
@@ -163,6 +176,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		Config: current, Now: time.Now, Logger: log, Version: version,
 		AdminKeyHash: adminHash, Ready: store.Ping,
 		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,
+		Metrics: metrics,
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -177,7 +191,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	log.Info("odometer serving", "addr", ln.Addr().String(), "db", o.db, "version", version,
+	log.Info("odometer serving", "addr", ln.Addr().String(), "db", redactDB(o.db), "version", version,
 		"aggregateInterval", o.aggregateInterval.String(), "timezone", cfg.Timezone)
 
 	var wg sync.WaitGroup
@@ -186,7 +200,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		schedule(runCtx, agg, o.aggregateInterval, log, disp.Kick)
+		schedule(runCtx, agg, o.aggregateInterval, log, disp.Kick, metrics)
 	}()
 	go func() {
 		defer wg.Done()
@@ -215,12 +229,15 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 }
 
 // schedule runs the aggregator at start and every interval until ctx ends.
-func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration, log *slog.Logger, kick func()) {
+func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration, log *slog.Logger, kick func(), metrics *odohttp.Metrics) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		start := time.Now()
 		res, err := agg.Run(ctx)
+		if metrics != nil && ctx.Err() == nil {
+			metrics.ObserveRun(odohttp.RunScheduled, time.Since(start), err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Error("scheduled aggregation failed", "err", err)

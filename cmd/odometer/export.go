@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/odometer-dev/odometer"
+	odohttp "github.com/odometer-dev/odometer/http"
+)
+
+func newExportCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "export",
+		Short:   "Export invoice-ready files",
+		Example: `  odometer export aggregations --period monthly --from 2026-01-01 --to 2026-02-01 > january.csv`,
+		Args:    cobra.NoArgs,
+	}
+	cmd.AddCommand(newExportAggregationsCommand())
+	return cmd
+}
+
+// exportRow is one aggregation in an export: flat, with every event type.
+type exportRow struct {
+	CustomerID  string             `json:"customerId"`
+	Period      string             `json:"period"`
+	PeriodKey   string             `json:"periodKey"`
+	PeriodStart string             `json:"periodStart"`
+	PeriodEnd   string             `json:"periodEnd"`
+	Events      map[string]float64 `json:"events"`
+	EventCounts map[string]int64   `json:"eventCounts"`
+	Revision    int                `json:"revision"`
+	Complete    bool               `json:"complete"`
+}
+
+func newExportAggregationsCommand() *cobra.Command {
+	var o clientOptions
+	var f aggregationFilter
+	var format, out string
+	var incomplete bool
+	cmd := &cobra.Command{
+		Use:   "aggregations",
+		Short: "Export the aggregations of a period type, one row per customer and period",
+		Long: `Export the aggregations of one period type as an invoice-ready file, following
+the cursors to the last one, sorted by customer and period start.
+
+CSV columns: customerId, period, periodKey, periodStart, periodEnd, then for each
+event type (those of the server's configuration, then any other found) its value
+and its count (TYPE and TYPE.count), then revision and complete. An event type
+without events in a period has an empty value and a count of 0.
+
+Only ended periods are exported, unless --incomplete.`,
+		Example: `  odometer export aggregations --period monthly --from 2026-01-01 --to 2026-02-01 > january.csv
+  odometer export aggregations --period daily --customer cust_123 --format json --out cust_123.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.period == "" {
+				return errors.New("--period is required: hourly, daily, weekly, monthly or yearly")
+			}
+			if _, err := odometer.ParsePeriod(f.period); err != nil {
+				return fmt.Errorf("--period must be hourly, daily, weekly, monthly or yearly")
+			}
+			if format != "csv" && format != "json" {
+				return fmt.Errorf("--format must be csv or json, not %q", format)
+			}
+			q, err := f.query()
+			if err != nil {
+				return err
+			}
+			if !incomplete {
+				t := true
+				q.Complete = &t
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var types []string
+			if cfg, err := c.Config(cmd.Context()); err == nil {
+				types = cfg.EventTypeNames()
+			} else if ae := (*odohttp.APIError)(nil); errors.As(err, &ae) && ae.Status != 403 {
+				return explain(err)
+			}
+			var rows []exportRow
+			q.Limit = 1000
+			for {
+				page, next, err := c.Aggregations(cmd.Context(), q)
+				if err != nil {
+					return explain(err)
+				}
+				for _, a := range page {
+					rows = append(rows, exportRow{a.CustomerID, a.Period, a.PeriodKey, a.PeriodStart, a.PeriodEnd,
+						a.Events, a.EventCounts, a.Revision, a.Complete})
+				}
+				if next == "" {
+					break
+				}
+				q.Cursor = next
+			}
+			sort.Slice(rows, func(i, j int) bool {
+				if rows[i].CustomerID != rows[j].CustomerID {
+					return rows[i].CustomerID < rows[j].CustomerID
+				}
+				return rows[i].PeriodStart < rows[j].PeriodStart
+			})
+			types = withFoundTypes(types, rows)
+
+			w := cmd.OutOrStdout()
+			var file *os.File
+			if out != "" && out != "-" {
+				if file, err = os.Create(out); err != nil {
+					return err
+				}
+				defer file.Close()
+				w = file
+			}
+			if format == "json" {
+				if rows == nil {
+					rows = []exportRow{}
+				}
+				b, err := json.MarshalIndent(rows, "", "  ")
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+					return err
+				}
+			} else if err := writeExportCSV(w, types, rows); err != nil {
+				return err
+			}
+			if file != nil {
+				if err := file.Close(); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Exported %d aggregations.\n", len(rows))
+			return nil
+		},
+	}
+	addClientFlags(cmd, &o)
+	addAggregationFilterFlags(cmd, &f)
+	fl := cmd.Flags()
+	fl.StringVar(&format, "format", "csv", "file format: csv or json")
+	fl.StringVar(&out, "out", "", "write to this file instead of standard output")
+	fl.BoolVar(&incomplete, "incomplete", false, "also export periods that have not ended yet")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"csv", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// withFoundTypes adds to types those found in rows but not configured
+// (an event type removed from the configuration still has its history).
+func withFoundTypes(types []string, rows []exportRow) []string {
+	known := map[string]bool{}
+	for _, t := range types {
+		known[t] = true
+	}
+	var extra []string
+	for _, r := range rows {
+		for t := range r.EventCounts {
+			if !known[t] {
+				known[t] = true
+				extra = append(extra, t)
+			}
+		}
+	}
+	sort.Strings(extra)
+	return append(types, extra...)
+}
+
+func writeExportCSV(w io.Writer, types []string, rows []exportRow) error {
+	cw := csv.NewWriter(w)
+	header := []string{"customerId", "period", "periodKey", "periodStart", "periodEnd"}
+	for _, t := range types {
+		header = append(header, t, t+".count")
+	}
+	header = append(header, "revision", "complete")
+	cw.Write(header)
+	for _, r := range rows {
+		rec := []string{r.CustomerID, r.Period, r.PeriodKey, r.PeriodStart, r.PeriodEnd}
+		for _, t := range types {
+			v := ""
+			if x, ok := r.Events[t]; ok && r.EventCounts[t] > 0 {
+				v = num(x)
+			}
+			rec = append(rec, v, strconv.FormatInt(r.EventCounts[t], 10))
+		}
+		rec = append(rec, strconv.Itoa(r.Revision), strconv.FormatBool(r.Complete))
+		cw.Write(rec)
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,416 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/odometer-dev/odometer"
+)
+
+// Client is a typed client of the API: what the command line uses.
+type Client struct {
+	// URL is the server's base URL, such as http://127.0.0.1:8080.
+	URL string
+	// Key is the API key, sent in the x-apikey header.
+	Key string
+	// HTTP sends the requests; nil means http.DefaultClient.
+	HTTP *http.Client
+	// UserAgent, when set, is sent as User-Agent.
+	UserAgent string
+}
+
+// APIError is an error answer of the server.
+type APIError struct {
+	Status  int
+	Message string
+	// RequestID is the server's X-Request-Id, under which it logged the
+	// request.
+	RequestID string
+	// ValidationErrors are the invalid members of a refused batch (422).
+	ValidationErrors []ValidationError
+	// RetryAfter is the server's Retry-After, when it sent one.
+	RetryAfter time.Duration
+}
+
+// ValidationError names the problems of one member of a refused batch.
+type ValidationError struct {
+	Index  int      `json:"index"`
+	Errors []string `json:"errors"`
+}
+
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	s := fmt.Sprintf("server answered %d: %s", e.Status, msg)
+	if e.RequestID != "" && e.Status >= 500 {
+		s += " (request " + e.RequestID + ")"
+	}
+	return s
+}
+
+// Temporary reports whether the same request may succeed later: the
+// server was unavailable or failed.
+func (e *APIError) Temporary() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
+
+// EventRecord is a stored event as GET /events shows it.
+type EventRecord struct {
+	ID         string          `json:"_id"`
+	EventType  string          `json:"eventType"`
+	CustomerID string          `json:"customerId"`
+	Value      float64         `json:"value"`
+	Metadata   json.RawMessage `json:"metadata"`
+	ReceivedAt string          `json:"receivedAt"`
+	Timestamp  string          `json:"timestamp"`
+	Minute     string          `json:"minute"`
+	Hour       string          `json:"hour"`
+	Day        string          `json:"day"`
+	Week       string          `json:"week"`
+	Month      string          `json:"month"`
+	Year       string          `json:"year"`
+}
+
+// AggregationRecord is an aggregation as GET /aggregations shows it.
+type AggregationRecord struct {
+	ID            string                 `json:"_id"`
+	CustomerID    string                 `json:"customerId"`
+	Period        string                 `json:"period"`
+	PeriodStart   string                 `json:"periodStart"`
+	PeriodEnd     string                 `json:"periodEnd"`
+	PeriodKey     string                 `json:"periodKey"`
+	Timestamp     string                 `json:"timestamp"`
+	Events        map[string]float64     `json:"events"`
+	EventCounts   map[string]int64       `json:"eventCounts"`
+	WebhookStatus odometer.WebhookStatus `json:"webhookStatus"`
+	Complete      bool                   `json:"complete"`
+	Revision      int                    `json:"revision"`
+}
+
+// EventQuery selects events, as the query parameters of GET /events.
+// Zero values select everything.
+type EventQuery struct {
+	CustomerID string
+	EventType  string
+	From, To   time.Time
+	Limit      int
+	Cursor     string
+}
+
+func (q EventQuery) values() url.Values {
+	v := url.Values{}
+	set(v, "customerId", q.CustomerID)
+	set(v, "eventType", q.EventType)
+	setTime(v, "from", q.From)
+	setTime(v, "to", q.To)
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	set(v, "cursor", q.Cursor)
+	return v
+}
+
+// AggregationQuery selects aggregations, as the query parameters of
+// GET /aggregations.
+type AggregationQuery struct {
+	CustomerID string
+	Period     string
+	From, To   time.Time
+	// Complete, when set, selects ended (true) or current (false) periods.
+	Complete *bool
+	Limit    int
+	Cursor   string
+}
+
+// DeliveryQuery selects webhook deliveries.
+type DeliveryQuery struct {
+	Status     string
+	CustomerID string
+	Limit      int
+	Cursor     string
+}
+
+// BatchResult is the answer to a stored batch.
+type BatchResult struct {
+	Count      int `json:"count"`
+	Duplicates int `json:"duplicates"`
+}
+
+// TriggerResult is the answer of POST /aggregations/trigger.
+type TriggerResult struct {
+	Message string `json:"message"`
+	odometer.RunResult
+}
+
+// DeleteResult is the answer of DELETE /events.
+type DeleteResult struct {
+	Message             string `json:"message"`
+	Deleted             int    `json:"deleted"`
+	AggregationsUpdated int    `json:"aggregationsUpdated"`
+	PeriodsRevised      int    `json:"periodsRevised"`
+}
+
+func set(v url.Values, k, s string) {
+	if s != "" {
+		v.Set(k, s)
+	}
+}
+
+func setTime(v url.Values, k string, t time.Time) {
+	if !t.IsZero() {
+		v.Set(k, t.UTC().Format(time.RFC3339Nano))
+	}
+}
+
+// do sends a request and decodes a 2xx JSON answer into out (unless nil).
+// Any other answer is an *APIError; a failure to reach the server is
+// returned as it is.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, out any) (http.Header, error) {
+	u := strings.TrimRight(c.URL, "/") + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Key != "" {
+		req.Header.Set("x-apikey", c.Key)
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.Header, apiError(resp, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.Header, fmt.Errorf("%s %s: the answer is not the JSON expected: %v", method, path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+func apiError(resp *http.Response, b []byte) *APIError {
+	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	var body struct {
+		Error            string            `json:"error"`
+		RequestID        string            `json:"requestId"`
+		ValidationErrors []ValidationError `json:"validationErrors"`
+	}
+	if json.Unmarshal(b, &body) == nil {
+		e.Message, e.ValidationErrors = body.Error, body.ValidationErrors
+		if body.RequestID != "" {
+			e.RequestID = body.RequestID
+		}
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+		if len(e.Message) > 200 {
+			e.Message = e.Message[:200] + "…"
+		}
+	}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		e.RetryAfter = time.Duration(n) * time.Second
+	}
+	return e
+}
+
+// Ping calls GET /ping.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.do(ctx, "GET", "/ping", nil, nil, nil)
+	return err
+}
+
+// Config returns the configuration in force (webhook secrets redacted).
+func (c *Client) Config(ctx context.Context) (*odometer.Config, error) {
+	var raw json.RawMessage
+	if _, err := c.do(ctx, "GET", "/config", nil, nil, &raw); err != nil {
+		return nil, err
+	}
+	var cfg odometer.Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("GET /config: %v", err)
+	}
+	return &cfg, nil
+}
+
+// PostEvent posts one event to POST /usage/{eventType}; body is its JSON
+// object. It reports whether the event was a duplicate.
+func (c *Client) PostEvent(ctx context.Context, eventType string, body []byte) (duplicate bool, err error) {
+	var out struct {
+		Duplicate bool `json:"duplicate"`
+	}
+	_, err = c.do(ctx, "POST", "/usage/"+url.PathEscape(eventType), nil, body, &out)
+	return out.Duplicate, err
+}
+
+// SendBatch posts a batch to POST /usagebatch; body is a JSON array of
+// up to 1000 events. A batch with invalid members is refused whole: the
+// *APIError (422) lists them.
+func (c *Client) SendBatch(ctx context.Context, body []byte) (BatchResult, error) {
+	var out BatchResult
+	_, err := c.do(ctx, "POST", "/usagebatch", nil, body, &out)
+	return out, err
+}
+
+// Events returns one page of events, newest first, and the cursor of the
+// next page ("" at the end).
+func (c *Client) Events(ctx context.Context, q EventQuery) ([]EventRecord, string, error) {
+	var out []EventRecord
+	h, err := c.do(ctx, "GET", "/events", q.values(), nil, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, h.Get("X-Next-Cursor"), nil
+}
+
+// DeleteEvents deletes the events q selects (its Limit and Cursor aside).
+// A query without any filter is refused unless all is set.
+func (c *Client) DeleteEvents(ctx context.Context, q EventQuery, all bool) (DeleteResult, error) {
+	v := EventQuery{CustomerID: q.CustomerID, EventType: q.EventType, From: q.From, To: q.To}.values()
+	if all {
+		v.Set("all", "true")
+	}
+	var out DeleteResult
+	_, err := c.do(ctx, "DELETE", "/events", v, nil, &out)
+	return out, err
+}
+
+// Aggregations returns one page of aggregations, newest period first,
+// and the cursor of the next page.
+func (c *Client) Aggregations(ctx context.Context, q AggregationQuery) ([]AggregationRecord, string, error) {
+	v := url.Values{}
+	set(v, "customerId", q.CustomerID)
+	set(v, "period", q.Period)
+	setTime(v, "from", q.From)
+	setTime(v, "to", q.To)
+	if q.Complete != nil {
+		v.Set("complete", strconv.FormatBool(*q.Complete))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	set(v, "cursor", q.Cursor)
+	var out []AggregationRecord
+	h, err := c.do(ctx, "GET", "/aggregations", v, nil, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, h.Get("X-Next-Cursor"), nil
+}
+
+// Trigger aggregates now and answers when done.
+func (c *Client) Trigger(ctx context.Context) (TriggerResult, error) {
+	var out TriggerResult
+	_, err := c.do(ctx, "POST", "/aggregations/trigger", nil, nil, &out)
+	return out, err
+}
+
+// CreateKey creates an API key and returns its secret, shown this once.
+func (c *Client) CreateKey(ctx context.Context, scope odometer.Scope, customerID, name string) (string, *odometer.APIKey, error) {
+	body, _ := json.Marshal(map[string]string{"scope": string(scope), "customerId": customerID, "name": name})
+	var out struct {
+		Key string `json:"key"`
+		odometer.APIKey
+	}
+	if _, err := c.do(ctx, "POST", "/keys", nil, body, &out); err != nil {
+		return "", nil, err
+	}
+	return out.Key, &out.APIKey, nil
+}
+
+// Keys lists the API keys, never their secret.
+func (c *Client) Keys(ctx context.Context) ([]*odometer.APIKey, error) {
+	var out []*odometer.APIKey
+	_, err := c.do(ctx, "GET", "/keys", nil, nil, &out)
+	return out, err
+}
+
+// RevokeKey revokes a key by its id.
+func (c *Client) RevokeKey(ctx context.Context, id string) error {
+	_, err := c.do(ctx, "DELETE", "/keys/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
+// Deliveries returns one page of webhook deliveries, newest first.
+func (c *Client) Deliveries(ctx context.Context, q DeliveryQuery) ([]*odometer.Delivery, string, error) {
+	v := url.Values{}
+	set(v, "status", q.Status)
+	set(v, "customerId", q.CustomerID)
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	set(v, "cursor", q.Cursor)
+	var out []*odometer.Delivery
+	h, err := c.do(ctx, "GET", "/deliveries", v, nil, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, h.Get("X-Next-Cursor"), nil
+}
+
+// RetryDelivery makes a delivery due now.
+func (c *Client) RetryDelivery(ctx context.Context, id string) (*odometer.Delivery, error) {
+	var out odometer.Delivery
+	if _, err := c.do(ctx, "POST", "/deliveries/"+url.PathEscape(id)+"/retry", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Metrics returns the text of GET /metrics.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	u := strings.TrimRight(c.URL, "/") + "/metrics"
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("x-apikey", c.Key)
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", apiError(resp, b)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,446 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/odometer-dev/odometer"
+)
+
+// request is one CreateEvents call waiting for its commit.
+type request struct {
+	events []odometer.Event
+	dup    []bool
+	err    error
+	done   chan struct{}
+	// stale: an id of the request is stored with another fingerprint. The
+	// request has failed, and its group is stored without it.
+	stale bool
+}
+
+// committer is the group commit: one goroutine takes every request queued
+// while the previous commit ran and stores them in one transaction, so
+// that concurrent requests share one commit and one turn of the ingest
+// lock.
+type committer struct {
+	mu      sync.RWMutex // held to send, taken to close
+	closed  bool
+	s       *Store
+	queue   chan *request
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+const (
+	// maxGroup bounds the events of one commit.
+	maxGroup = 20_000
+	// commitTimeout bounds one group's commit, waits for the ingest lock
+	// included, so that a database cut off by the network fails requests
+	// rather than hold them.
+	commitTimeout = time.Minute
+)
+
+func newCommitter(s *Store) *committer {
+	c := &committer{s: s, queue: make(chan *request, 1024), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *committer) close() {
+	// Wait for the senders in flight, so that nothing is queued after the
+	// committer has drained the queue for the last time.
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.stop)
+	}
+	c.mu.Unlock()
+	<-c.stopped
+}
+
+var errClosed = &odometer.Error{Code: odometer.EUNAVAILABLE, Message: "The server is shutting down; nothing was stored. Try again."}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	for {
+		var first *request
+		select {
+		case first = <-c.queue:
+		case <-c.stop:
+			// Refuse what is still queued: nothing of it was stored.
+			for {
+				select {
+				case r := <-c.queue:
+					r.err = errClosed
+					close(r.done)
+				default:
+					return
+				}
+			}
+		}
+		group := []*request{first}
+		n := len(first.events)
+	drain:
+		for n < maxGroup {
+			select {
+			case r := <-c.queue:
+				group = append(group, r)
+				n += len(r.events)
+			default:
+				break drain
+			}
+		}
+		c.commit(group)
+		for _, r := range group {
+			close(r.done)
+		}
+	}
+}
+
+// CreateEvents implements odometer.EventStore.
+func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
+	r := &request{events: events, done: make(chan struct{})}
+	c := s.ingest
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return nil, errClosed
+	}
+	select {
+	case c.queue <- r:
+		c.mu.RUnlock()
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	// Once queued, wait for the outcome even if the client goes away: the
+	// answer must say what was stored.
+	<-r.done
+	return r.dup, r.err
+}
+
+// commit stores a group in one transaction. A request with a conflicting
+// id fails alone; a store error fails every request of the group, and none
+// is acknowledged.
+//
+// Ids repeated within the group are settled before the insert. An id
+// already stored is found by the insert itself (ON CONFLICT DO NOTHING):
+// if it was stored with another fingerprint, the transaction is rolled
+// back and the group is stored again without that request. Conflicts are
+// client errors, rare, so the common case is one statement per group, and
+// no subtransaction: a savepoint per request would exceed PostgreSQL's
+// cache of 64 subtransactions in large groups, and slow every snapshot on
+// the server.
+func (c *committer) commit(group []*request) {
+	fail := func(err error) {
+		for _, r := range group {
+			if r.err == nil {
+				r.err, r.dup = err, nil
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	for {
+		again, err := c.try(ctx, group)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errUnavailable
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		if !again {
+			return
+		}
+	}
+}
+
+// row is one event to insert: request r's event i.
+type row struct {
+	r *request
+	i int
+}
+
+// ref names the event that stores an id within the group.
+type ref struct {
+	fp int64
+	row
+}
+
+// try stores the requests of the group that are not stale. It reports
+// again when it found a request to be stale, rolled back, and the rest
+// must be stored anew.
+func (c *committer) try(ctx context.Context, group []*request) (again bool, err error) {
+	s := c.s
+	var rows []row
+	// dupOf: the duplicate dup takes the Seq of the event of.
+	type dupOf struct{ dup, of row }
+	var sames []dupOf
+	added := map[string]ref{} // client ids stored by the group
+	var in insertArrays
+	for _, r := range group {
+		if r.stale {
+			continue
+		}
+		r.err = nil
+		r.dup = make([]bool, len(r.events))
+		mine := map[string]ref{}
+		start := len(rows)
+		var mySames []dupOf
+		for i := range r.events {
+			e := &r.events[i]
+			fp := e.Fingerprint()
+			if e.ClientID {
+				p, ok := mine[e.ID]
+				if !ok {
+					p, ok = added[e.ID]
+				}
+				if ok {
+					if p.fp != fp {
+						r.err = conflict(e.ID)
+						break
+					}
+					r.dup[i] = true
+					mySames = append(mySames, dupOf{row{r, i}, p.row})
+					continue
+				}
+				mine[e.ID] = ref{fp, row{r, i}}
+			}
+			rows = append(rows, row{r, i})
+			in.add(e, fp)
+		}
+		if r.err != nil {
+			r.dup = nil
+			rows = rows[:start]
+			in.truncate(start)
+			continue
+		}
+		for id, p := range mine {
+			added[id] = p
+		}
+		sames = append(sames, mySames...)
+	}
+	if len(rows) == 0 {
+		return false, nil
+	}
+
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, storeError("insert events", err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return false, storeError("insert events", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// The ingest lock makes commits of events one at a time, over all
+	// replicas, so that seq order is commit order.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.ingestKey)
+	b.Queue(insertEvents, in.ids, in.client, in.fps, in.types, in.customers, in.values, in.metadata, in.ts, in.received)
+	br := tx.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return false, storeError("lock ingest", err)
+	}
+	res, err := br.Query()
+	if err != nil {
+		br.Close()
+		return false, storeError("insert events", err)
+	}
+	var seqs []int64
+	inserted := map[string]bool{}
+	for res.Next() {
+		var seq int64
+		var id *string
+		if err := res.Scan(&seq, &id); err != nil {
+			res.Close()
+			br.Close()
+			return false, storeError("insert events", err)
+		}
+		seqs = append(seqs, seq)
+		if id != nil {
+			inserted[*id] = true
+		}
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		br.Close()
+		return false, storeError("insert events", err)
+	}
+	if err := br.Close(); err != nil {
+		return false, storeError("insert events", err)
+	}
+	// The rows were inserted in order, so their seqs ascend with them.
+	slices.Sort(seqs)
+
+	// Rows not inserted carry an id already stored: a duplicate, or a
+	// conflict that makes its request stale.
+	var missing []string
+	if len(seqs) < len(rows) {
+		for _, w := range rows {
+			e := &w.r.events[w.i]
+			if e.ClientID && !inserted[e.ID] {
+				missing = append(missing, e.ID)
+			}
+		}
+	}
+	type stored struct {
+		fp, seq int64
+	}
+	found := map[string]stored{}
+	if len(missing) > 0 {
+		q, err := tx.Query(ctx, `SELECT id, fp, seq FROM events WHERE client AND id = ANY($1)`, missing)
+		if err != nil {
+			return false, storeError("find ids", err)
+		}
+		for q.Next() {
+			var id string
+			var st stored
+			if err := q.Scan(&id, &st.fp, &st.seq); err != nil {
+				q.Close()
+				return false, storeError("find ids", err)
+			}
+			found[id] = st
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return false, storeError("find ids", err)
+		}
+		for k, w := range rows {
+			e := &w.r.events[w.i]
+			if !e.ClientID || inserted[e.ID] {
+				continue
+			}
+			st, ok := found[e.ID]
+			if !ok {
+				// Not inserted, yet not stored: only a writer that
+				// bypassed the ingest lock could do that.
+				return false, fmt.Errorf("insert events: id %q was neither inserted nor found", e.ID)
+			}
+			if st.fp != in.fps[k] {
+				w.r.stale, w.r.err, w.r.dup = true, conflict(e.ID), nil
+				again = true
+			}
+		}
+		if again {
+			return true, nil // rolled back by the deferred Rollback
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, storeError("commit", err)
+	}
+
+	k := 0
+	for _, w := range rows {
+		e := &w.r.events[w.i]
+		if e.ClientID && !inserted[e.ID] {
+			w.r.dup[w.i] = true
+			e.Seq = found[e.ID].seq
+			continue
+		}
+		e.Seq = seqs[k]
+		k++
+	}
+	for _, d := range sames {
+		d.dup.r.events[d.dup.i].Seq = d.of.r.events[d.of.i].Seq
+	}
+	return false, nil
+}
+
+// insertEvents inserts rows from arrays in their order, skipping client
+// ids already stored. It returns the seq of each row inserted, and its id
+// when the id came from the client.
+const insertEvents = `INSERT INTO events (id, client, fp, event_type, customer_id, value, metadata, ts, received_at)
+	SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::text[], $5::text[], $6::float8[], $7::bytea[],
+		$8::timestamptz[], $9::timestamptz[])
+	ON CONFLICT (id) WHERE client DO NOTHING
+	RETURNING seq, CASE WHEN client THEN id END`
+
+// insertArrays are the columns of the rows to insert.
+type insertArrays struct {
+	ids       []string
+	client    []bool
+	fps       []int64
+	types     []string
+	customers []string
+	values    []float64
+	metadata  [][]byte
+	ts        []time.Time
+	received  []time.Time
+}
+
+func (a *insertArrays) add(e *odometer.Event, fp int64) {
+	a.ids = append(a.ids, e.ID)
+	a.client = append(a.client, e.ClientID)
+	a.fps = append(a.fps, fp)
+	a.types = append(a.types, e.EventType)
+	a.customers = append(a.customers, e.CustomerID)
+	a.values = append(a.values, e.Value)
+	a.metadata = append(a.metadata, e.Metadata)
+	a.ts = append(a.ts, ms(e.Time))
+	a.received = append(a.received, ms(e.ReceivedAt))
+}
+
+func (a *insertArrays) truncate(n int) {
+	a.ids, a.client, a.fps, a.types, a.customers = a.ids[:n], a.client[:n], a.fps[:n], a.types[:n], a.customers[:n]
+	a.values, a.metadata, a.ts, a.received = a.values[:n], a.metadata[:n], a.ts[:n], a.received[:n]
+}
+
+func conflict(id string) error {
+	return &odometer.Error{Code: odometer.ECONFLICT,
+		Message: "An event with id " + strconv.Quote(id) + " is already stored with a different body"}
+}
+
+// FindEvents implements odometer.EventStore.
+func (s *Store) FindEvents(ctx context.Context, f odometer.EventFilter) ([]odometer.Event, string, error) {
+	var where []string
+	var a args
+	if f.Cursor != "" {
+		c, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil || c < 0 {
+			return nil, "", odometer.Errorf(odometer.EINVALID, "cursor is not valid")
+		}
+		where = append(where, "seq < "+a.add(c))
+	}
+	where = append(where, eventWhere(f, &a)...)
+	q := `SELECT seq, id, client, event_type, customer_id, value, metadata, ts, received_at FROM events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	q += " ORDER BY seq DESC LIMIT " + a.add(limit+1)
+	rows, err := s.pool.Query(ctx, q, a...)
+	if err != nil {
+		return nil, "", storeError("find events", err)
+	}
+	defer rows.Close()
+	var out []odometer.Event
+	for rows.Next() {
+		var e odometer.Event
+		if err := rows.Scan(&e.Seq, &e.ID, &e.ClientID, &e.EventType, &e.CustomerID, &e.Value, &e.Metadata, &e.Time, &e.ReceivedAt); err != nil {
+			return nil, "", storeError("find events", err)
+		}
+		e.Time, e.ReceivedAt = e.Time.UTC(), e.ReceivedAt.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", storeError("find events", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = strconv.FormatInt(out[limit-1].Seq, 10)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,168 @@
+package odometer
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// DeleteEvents deletes the events f selects, holding the aggregation lock
+// so that no run folds them meanwhile, then runs the aggregation, which
+// rebuilds the buckets and periods that held them: the aggregates stay
+// true, and completed periods get a new revision.
+func (a *Aggregator) DeleteEvents(ctx context.Context, events EventStore, f EventFilter) (int, RunResult, error) {
+	a.mu.Lock()
+	release, err := a.Store.LockAggregation(ctx)
+	if err != nil {
+		a.mu.Unlock()
+		return 0, RunResult{}, fmt.Errorf("delete events: %w", err)
+	}
+	n, err := events.DeleteEvents(ctx, f)
+	release()
+	a.mu.Unlock()
+	if err != nil {
+		return 0, RunResult{}, err
+	}
+	res, err := a.Run(ctx)
+	return n, res, err
+}
+
+// dayMillis is one UTC day in milliseconds.
+const dayMillis = 86_400_000
+
+// rebuild recomputes the buckets that deleted events left behind from the
+// events that remain, and every period that holds them from the buckets.
+// It runs with no pass in progress, under the aggregation lock.
+func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, res *RunResult) error {
+	var keys []BucketKey
+	var st RunState
+	err := a.Store.Aggregate(ctx, func(tx AggregationTx) error {
+		var err error
+		if st, err = tx.RunState(); err != nil {
+			return err
+		}
+		keys, err = tx.Rebuilds()
+		return err
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	want := make(map[BucketKey]map[int64]*State, len(keys))
+	minDay, maxDay := keys[0].Day, keys[0].Day
+	for _, k := range keys {
+		want[k] = map[int64]*State{}
+		minDay, maxDay = min(minDay, k.Day), max(maxDay, k.Day)
+	}
+	from, to := time.UnixMilli(minDay*dayMillis).UTC(), time.UnixMilli((maxDay+1)*dayMillis).UTC()
+	err = a.Store.ScanFolded(ctx, st.Watermark, from, to, func(e *Event) error {
+		ms := e.Time.UnixMilli()
+		slot := SlotOf(ms)
+		slots, ok := want[BucketKey{e.CustomerID, e.EventType, DayOfSlot(slot)}]
+		if !ok {
+			return nil
+		}
+		s := slots[slot]
+		if s == nil {
+			s = new(State)
+			slots[slot] = s
+		}
+		s.Add(e.Value, ms, e.Seq)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+
+	now := a.Now().UTC()
+	var r RunResult
+	err = a.Store.Aggregate(ctx, func(tx AggregationTx) error {
+		r = RunResult{}
+		if cur, err := tx.RunState(); err != nil {
+			return err
+		} else if cur != st {
+			return fmt.Errorf("aggregation progress moved during a rebuild")
+		}
+		out := make(map[BucketKey][]byte, len(want))
+		for k, slots := range want {
+			if len(slots) == 0 {
+				out[k] = nil
+			} else {
+				out[k] = EncodeSlots(k.Day, slots)
+			}
+		}
+		if err := tx.SaveBuckets(out); err != nil {
+			return err
+		}
+		// Every period holding a rebuilt day, recomputed from the buckets.
+		affected := map[AggregationKey]bool{}
+		for k := range want {
+			for s := k.Day * SlotsPerDay; s < (k.Day+1)*SlotsPerDay; s++ {
+				for i, key := range pk.of(s) {
+					affected[AggregationKey{k.CustomerID, cfg.Periods[i], key}] = true
+				}
+			}
+		}
+		akeys := make([]AggregationKey, 0, len(affected))
+		for k := range affected {
+			akeys = append(akeys, k)
+		}
+		existing, err := tx.LoadAggregations(akeys)
+		if err != nil {
+			return err
+		}
+		end := now.Add(-time.Duration(cfg.GracePeriod))
+		var aggs []*Aggregation
+		var notes []*Notification
+		for _, ag := range existing {
+			lo, hi := DayOfSlot(SlotOf(ag.PeriodStart.UnixMilli())), DayOfSlot(SlotOf(ag.PeriodEnd.UnixMilli()-1))
+			buckets, err := tx.LoadCustomerBuckets(ag.CustomerID, lo, hi)
+			if err != nil {
+				return err
+			}
+			states := map[string]*State{}
+			first, last := SlotOf(ag.PeriodStart.UnixMilli()), SlotOf(ag.PeriodEnd.UnixMilli()-1)
+			for bk, b := range buckets {
+				slots := map[int64]*State{}
+				if err := DecodeSlots(bk.Day, b, slots); err != nil {
+					return fmt.Errorf("bucket %v: %w", bk, err)
+				}
+				for s, st := range slots {
+					if s < first || s > last {
+						continue
+					}
+					if cur := states[bk.EventType]; cur != nil {
+						cur.Merge(st)
+					} else {
+						states[bk.EventType] = st
+					}
+				}
+			}
+			ag.States = states
+			ag.Timestamp = now
+			if ag.Complete {
+				ag.Dirty = true
+			}
+			r.AggregationsUpdated++
+			if !ag.PeriodEnd.After(end) {
+				if n := finalizeOne(cfg, ag, now, &r); n != nil {
+					notes = append(notes, n)
+				}
+			}
+			aggs = append(aggs, ag)
+		}
+		if err := tx.SaveAggregations(aggs); err != nil {
+			return err
+		}
+		if err := tx.AddNotifications(notes); err != nil {
+			return err
+		}
+		return tx.ClearRebuilds(keys)
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	res.AggregationsUpdated += r.AggregationsUpdated
+	res.PeriodsCompleted += r.PeriodsCompleted
+	res.PeriodsRevised += r.PeriodsRevised
+	return nil
+}

@@ -42,6 +42,10 @@ func jsonError(body []byte, err error, want string) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return odometer.Errorf(odometer.EINVALID, "Invalid JSON: the body ends too soon")
 	}
+	var dup errDuplicateKey
+	if errors.As(err, &dup) {
+		return odometer.Errorf(odometer.EINVALID, "Request body has the key %q more than once", string(dup))
+	}
 	return odometer.Errorf(odometer.EINVALID, "Request body must be %s", want)
 }
 
@@ -69,8 +73,23 @@ func str(raw json.RawMessage) (s string, ok bool, err error) {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw[1 : len(raw)-1]), true, nil
 	}
+	if loneSurrogate(raw) {
+		return "", true, errLoneSurrogate
+	}
 	err = json.Unmarshal(raw, &s)
 	return s, true, err
+}
+
+// errLoneSurrogate is a string escaping half a UTF-16 surrogate pair,
+// which is not text: encoding/json would turn it into U+FFFD.
+var errLoneSurrogate = errors.New("lone surrogate")
+
+// strMessage is the message for a string field that str refused.
+func strMessage(name string, err error) string {
+	if err == errLoneSurrogate {
+		return name + " must be valid UTF-8 without control characters"
+	}
+	return name + " must be a string"
 }
 
 // toEvent validates a wire event. eventType is the path's type for a
@@ -82,7 +101,7 @@ func (s *Server) toEvent(cfg *odometer.Config, we *wireEvent, eventType string, 
 		t, ok, err := str(we.EventType)
 		switch {
 		case err != nil:
-			errs = append(errs, "eventType must be a string")
+			errs = append(errs, strMessage("eventType", err))
 		case !ok || t == "":
 			errs = append(errs, "eventType is required")
 		}
@@ -96,7 +115,7 @@ func (s *Server) toEvent(cfg *odometer.Config, we *wireEvent, eventType string, 
 	c, ok, err := str(we.CustomerID)
 	switch {
 	case err != nil:
-		errs = append(errs, "customerId must be a string")
+		errs = append(errs, strMessage("customerId", err))
 	case !ok || c == "":
 		errs = append(errs, "customerId is required")
 	default:
@@ -130,7 +149,7 @@ func (s *Server) toEvent(cfg *odometer.Config, we *wireEvent, eventType string, 
 	id, ok, err := str(we.ID)
 	switch {
 	case err != nil:
-		errs = append(errs, "id must be a string")
+		errs = append(errs, strMessage("id", err))
 	case ok:
 		if idHeader != "" && idHeader != id {
 			errs = append(errs, "id and the Idempotency-Key header differ")

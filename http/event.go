@@ -19,7 +19,7 @@ func (s *Server) handleUsageEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var we wireEvent
-	if err := json.Unmarshal(body, &we); err != nil {
+	if err := decodeBody(body, &we); err != nil {
 		s.writeError(w, r, jsonError(body, err, "a JSON object such as {\"customerId\": \"cust_123\", \"value\": 1}"))
 		return
 	}
@@ -59,8 +59,12 @@ func (s *Server) handleUsageBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
+	if !json.Valid(body) {
+		s.writeError(w, r, jsonError(body, syntaxError(body), "a JSON array of events"))
+		return
+	}
+	var raw [][]byte
+	if err := eachElement(body, func(e []byte) error { raw = append(raw, e); return nil }); err != nil {
 		s.writeError(w, r, jsonError(body, err, "a JSON array of events"))
 		return
 	}
@@ -80,8 +84,8 @@ func (s *Server) handleUsageBatch(w http.ResponseWriter, r *http.Request) {
 	for i, m := range raw {
 		var we wireEvent
 		var errs []string
-		if len(m) == 0 || m[0] != '{' || json.Unmarshal(m, &we) != nil {
-			errs = []string{"event must be a JSON object"}
+		if err := decodeWire(m, &we); err != nil {
+			errs = []string{wireMessage(err)}
 		} else {
 			events[i], errs = s.toEvent(cfg, &we, "", "", now)
 		}

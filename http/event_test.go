@@ -44,6 +44,12 @@ func TestUsageEvent_Refused(t *testing.T) {
 		{name: "ErrString", body: `"c"`, status: 400, prefix: "Request body must be a JSON object"},
 		{name: "ErrNumber", body: `1`, status: 400, prefix: "Request body must be a JSON object"},
 		{name: "ErrNull", body: `null`, status: 400, err: "customerId is required"},
+		{name: "ErrDuplicateKey", body: `{"customerId": "a", "value": 1, "customerId": "b"}`, status: 400, err: `Request body has the key "customerId" more than once`},
+		{name: "ErrDuplicateEscapedKey", body: `{"value": 1, "customerId": "a", "\u0076alue": 2}`, status: 400, err: `Request body has the key "value" more than once`},
+		{name: "ErrKeyCase", body: `{"CUSTOMERID": "c", "value": 1}`, status: 400, err: "customerId is required"},
+		{name: "ErrValueKeyCase", body: `{"customerId": "c", "Value": 1}`, status: 400, err: "value must be a number"},
+		{name: "ErrCustomerLoneSurrogate", body: `{"customerId": "a\ud800", "value": 1}`, status: 400, err: "customerId must be valid UTF-8 without control characters"},
+		{name: "ErrIDLoneSurrogate", body: `{"customerId": "c", "value": 1, "id": "\udc00x"}`, status: 400, err: "id must be valid UTF-8 without control characters"},
 		{name: "ErrBodyTooLarge", body: tooLarge, status: 413, prefix: "Request body too large"},
 		{name: "ErrInvalidUTF8", body: "{\"customerId\": \"c\xff\", \"value\": 1}", status: 400, err: "Request body must be valid UTF-8"},
 
@@ -342,6 +348,11 @@ func TestUsageBatch_Refused(t *testing.T) {
 		{name: "ErrTrailingData", body: `[] []`, status: 400, prefix: "Invalid JSON"},
 		{name: "ErrObject", body: `{"eventType": "api.calls", "customerId": "c", "value": 1}`, status: 400, prefix: "Request body must be a JSON array"},
 		{name: "ErrEmptyBatch", body: `[]`, status: 400, err: "Batch is empty: send an array of 1 to 1000 events"},
+		{
+			name: "ErrDuplicateKey", status: 422, err: "Validation failed for some events",
+			body:  `[{"eventType": "api.calls", "customerId": "a", "value": 1}, {"eventType": "api.calls", "customerId": "a", "customerId": "b", "value": 1}]`,
+			verrs: []verr{{1, []string{`event has the key "customerId" more than once`}}}, valid: 1,
+		},
 		{name: "ErrTooLarge", body: `[` + strings.Repeat(" ", DefaultMaxBatchBytes) + `]`, status: 413, prefix: "Request body too large"},
 		{
 			name: "ErrInvalidMembers", status: 422, err: "Validation failed for some events",

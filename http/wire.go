@@ -199,3 +199,33 @@ func loneSurrogate(raw []byte) bool {
 	}
 	return false
 }
+
+// decodeBody reads a whole body holding one event.
+func decodeBody(body []byte, we *wireEvent) error {
+	if !json.Valid(body) {
+		return syntaxError(body)
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		return nil // as the template: no fields, so customerId is required
+	}
+	return decodeWire(body, we)
+}
+
+// syntaxError returns encoding/json's account of what is wrong with b,
+// which json.Valid refused: it names the byte.
+func syntaxError(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	return errors.New("invalid JSON")
+}
+
+// wireMessage is the client's message for an event decodeWire refused.
+func wireMessage(err error) string {
+	var dup errDuplicateKey
+	if errors.As(err, &dup) {
+		return "event has the key " + strconv.Quote(string(dup)) + " more than once"
+	}
+	return "event must be a JSON object"
+}

@@ -60,6 +60,8 @@ type DeliveryStore interface {
 	// of their aggregations, in one transaction.
 	RecordAttempts(ctx context.Context, ds []*Delivery) error
 	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, string, error)
+	// CountDeliveries returns how many deliveries have each status.
+	CountDeliveries(ctx context.Context) (map[string]int64, error)
 	// FindDelivery returns one delivery, or ENOTFOUND.
 	FindDelivery(ctx context.Context, id string) (*Delivery, error)
 	// RetryDelivery makes a delivery pending and due at now, and enables

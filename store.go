@@ -79,6 +79,14 @@ func (r RunState) Folded(customerID string, seq int64) bool {
 	return seq <= r.Watermark || (seq <= r.To && r.After != "" && customerID <= r.After)
 }
 
+// Backlog is the work waiting for the aggregator.
+type Backlog struct {
+	// Events is how many events are past the watermark (by Seq).
+	Events int64
+	// Oldest is when the first of them arrived; zero when there is none.
+	Oldest time.Time
+}
+
 // AggregationStore keeps buckets, aggregations and notifications.
 type AggregationStore interface {
 	// LockAggregation waits until this caller is the only aggregation run
@@ -88,6 +96,8 @@ type AggregationStore interface {
 	RunState(ctx context.Context) (RunState, error)
 	// MaxSeq returns the Seq of the newest event, 0 when there is none.
 	MaxSeq(ctx context.Context) (int64, error)
+	// Backlog describes the events not yet folded into the aggregates.
+	Backlog(ctx context.Context) (Backlog, error)
 	// ScanEvents calls fn for each event with after < Seq <= upto of the
 	// customers after fromCustomer ("" for every customer), ordered by
 	// customer and then event type. The Event passed is reused between

@@ -1,12 +1,10 @@
 package http
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,8 +35,6 @@ type Metrics struct {
 	runs       *prometheus.CounterVec
 	runTime    *prometheus.HistogramVec
 	deliveries *prometheus.CounterVec
-
-	lag lagTracker
 
 	bindOnce sync.Once
 }
@@ -96,7 +92,6 @@ func NewMetrics(version string, now func() time.Time) *Metrics {
 			Help: "Webhook delivery attempts, by outcome: delivered, dry_run, retry (failed, tried again later), failed (given up, or 410 Gone).",
 		}, []string{"outcome"}),
 	}
-	m.lag.start = now()
 	for _, r := range []string{ingestStored, ingestDuplicate} {
 		m.ingested.WithLabelValues(r)
 	}
@@ -145,36 +140,15 @@ func (s *Server) setupMetrics() {
 	s.metricsHandler = metricsHandlerFor(s.Metrics, s.Logger)
 }
 
-// bind registers the gauges read from the stores at each scrape, and
-// notes the events that were waiting for aggregation when the server
-// started: their receipt time is not known, so their age counts from now.
+// bind registers the gauges read from the stores at each scrape.
 func (m *Metrics) bind(aggs odometer.AggregationStore, deliveries odometer.DeliveryStore, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
 	}
 	m.bindOnce.Do(func() {
-		if aggs != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			st, err := aggs.RunState(ctx)
-			var max int64
-			if err == nil {
-				max, err = aggs.MaxSeq(ctx)
-			}
-			cancel()
-			if err != nil {
-				log.Warn("metrics: cannot read the aggregation state", "err", err)
-			} else if max > st.Watermark {
-				m.lag.add(max, m.lag.start)
-			}
-		}
 		m.Registry.MustRegister(&storeCollector{m: m, aggs: aggs, deliveries: deliveries, log: log})
 	})
 }
-
-// outboxCountLimit bounds how many pending deliveries a scrape counts: the
-// store can only list them, page by page, so a scrape reads at most this
-// many.
-const outboxCountLimit = 10_000
 
 var (
 	lagDesc = prometheus.NewDesc("odometer_aggregation_lag_seconds",
@@ -184,7 +158,7 @@ var (
 	watermarkDesc = prometheus.NewDesc("odometer_aggregation_watermark",
 		"Sequence number of the newest event folded into the aggregates.", nil, nil)
 	outboxDesc = prometheus.NewDesc("odometer_webhook_outbox_pending",
-		"Webhook deliveries waiting to be sent or retried (counted up to 10000).", nil, nil)
+		"Webhook deliveries waiting to be sent or retried.", nil, nil)
 	disabledDesc = prometheus.NewDesc("odometer_webhook_endpoints_disabled",
 		"Webhook endpoints disabled after answering 410 Gone, until a delivery to them is retried.", nil, nil)
 )
@@ -214,28 +188,28 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.aggs != nil {
 		st, err := c.aggs.RunState(ctx)
-		var max int64
+		var b odometer.Backlog
 		if err == nil {
-			max, err = c.aggs.MaxSeq(ctx)
+			b, err = c.aggs.Backlog(ctx)
 		}
 		if err != nil {
 			fail(lagDesc, err)
 		} else {
 			lag := 0.0
-			if oldest, ok := c.m.lag.oldest(st.Watermark, max); ok {
-				lag = max0(c.m.Now().Sub(oldest).Seconds())
+			if b.Events > 0 {
+				lag = max(c.m.Now().Sub(b.Oldest).Seconds(), 0)
 			}
 			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, lag)
-			ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(max0i(max-st.Watermark)))
+			ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(b.Events))
 			ch <- prometheus.MustNewConstMetric(watermarkDesc, prometheus.GaugeValue, float64(st.Watermark))
 		}
 	}
 	if c.deliveries != nil {
-		n, err := countPending(ctx, c.deliveries)
+		counts, err := c.deliveries.CountDeliveries(ctx)
 		if err != nil {
 			fail(outboxDesc, err)
 		} else {
-			ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(n))
+			ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(counts[odometer.DeliveryPending]))
 		}
 		off, err := c.deliveries.DisabledEndpoints(ctx)
 		if err != nil {
@@ -246,97 +220,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// countPending counts the pending deliveries, up to outboxCountLimit.
-func countPending(ctx context.Context, ds odometer.DeliveryStore) (int, error) {
-	f := odometer.DeliveryFilter{Status: odometer.DeliveryPending, Limit: 2_500}
-	n := 0
-	for n < outboxCountLimit {
-		page, next, err := ds.FindDeliveries(ctx, f)
-		if err != nil {
-			return 0, err
-		}
-		n += len(page)
-		if next == "" {
-			break
-		}
-		f.Cursor = next
-	}
-	return min(n, outboxCountLimit), nil
-}
-
-func max0(v float64) float64 { return max(v, 0) }
-func max0i(v int64) int64    { return max(v, 0) }
-
-// lagTracker remembers when the events not yet aggregated were received:
-// for each stored request, the highest seq it was given and its receipt
-// time. The store can say which seqs are folded (the watermark) but not
-// when the oldest of the others arrived.
-type lagTracker struct {
-	mu      sync.Mutex
-	start   time.Time
-	pending []seqTime
-}
-
-type seqTime struct {
-	seq int64
-	at  time.Time
-}
-
-// lagEntries bounds the tracker: past it, neighbours merge into one entry
-// with the higher seq and the older time, which can only make the lag
-// look older, never younger.
-const lagEntries = 4096
-
-func (t *lagTracker) add(seq int64, at time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.pending = append(t.pending, seqTime{seq, at})
-	if len(t.pending) <= lagEntries {
-		return
-	}
-	slices.SortFunc(t.pending, func(a, b seqTime) int { return cmp.Compare(a.seq, b.seq) })
-	merged := t.pending[:0]
-	for i := 0; i < len(t.pending); i += 2 {
-		e := t.pending[i]
-		if i+1 < len(t.pending) {
-			n := t.pending[i+1]
-			e.seq = max(e.seq, n.seq)
-			if n.at.Before(e.at) {
-				e.at = n.at
-			}
-		}
-		merged = append(merged, e)
-	}
-	t.pending = merged
-}
-
-// oldest forgets the entries folded at watermark and returns the oldest
-// receipt time of the rest. With no event past the watermark (max), there
-// is none.
-func (t *lagTracker) oldest(watermark, max int64) (time.Time, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if max <= watermark {
-		t.pending = t.pending[:0]
-		return time.Time{}, false
-	}
-	keep := t.pending[:0]
-	var oldest time.Time
-	for _, e := range t.pending {
-		if e.seq <= watermark {
-			continue
-		}
-		keep = append(keep, e)
-		if oldest.IsZero() || e.at.Before(oldest) {
-			oldest = e.at
-		}
-	}
-	t.pending = keep
-	return oldest, !oldest.IsZero()
-}
-
-// Events returns s, counting what it stores and remembering when the
-// events not yet aggregated arrived.
+// Events returns s, counting what it stores.
 func (m *Metrics) Events(s odometer.EventStore) odometer.EventStore {
 	if e, ok := s.(*meteredEvents); ok && e.m == m {
 		return s
@@ -354,26 +238,14 @@ func (s *meteredEvents) CreateEvents(ctx context.Context, events []odometer.Even
 	if err != nil {
 		return dup, err
 	}
-	stored, dups := 0, 0
-	var seq int64
-	var at time.Time
-	for i := range events {
-		if i < len(dup) && dup[i] {
+	dups := 0
+	for _, d := range dup {
+		if d {
 			dups++
-			continue
 		}
-		stored++
-		seq = max(seq, events[i].Seq)
-		at = events[i].ReceivedAt
 	}
-	s.m.ingested.WithLabelValues(ingestStored).Add(float64(stored))
+	s.m.ingested.WithLabelValues(ingestStored).Add(float64(len(events) - dups))
 	s.m.ingested.WithLabelValues(ingestDuplicate).Add(float64(dups))
-	if stored > 0 {
-		if at.IsZero() {
-			at = s.m.Now()
-		}
-		s.m.lag.add(seq, at)
-	}
 	return dup, nil
 }
 

@@ -207,7 +207,7 @@ func TestMetrics_Lag(t *testing.T) {
 }
 
 // TestMetrics_LagAtStart checks that events waiting when the server starts
-// count from the start.
+// count from when they arrived.
 func TestMetrics_LagAtStart(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	now := testNow
@@ -216,57 +216,20 @@ func TestMetrics_LagAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := NewMetrics("test", func() time.Time { return now.Add(45 * time.Second) })
-	m.lag.start = now
 	m.bind(store, store, nil)
-	st, _ := store.RunState(context.Background())
-	oldest, ok := m.lag.oldest(st.Watermark, 1)
-	if !ok || !oldest.Equal(now) {
-		t.Fatalf("oldest %v %v, want %v", oldest, ok, now)
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestLagTracker(t *testing.T) {
-	base := time.Date(2026, 1, 13, 0, 0, 0, 0, time.UTC)
-	t.Run("OK", func(t *testing.T) {
-		var lt lagTracker
-		lt.add(10, base.Add(time.Second))
-		lt.add(5, base) // requests may return out of order
-		lt.add(20, base.Add(2*time.Second))
-		for _, tt := range []struct {
-			watermark, max int64
-			want           time.Time
-			ok             bool
-		}{
-			{0, 20, base, true},
-			{5, 20, base.Add(time.Second), true},
-			{10, 20, base.Add(2 * time.Second), true},
-			{20, 20, time.Time{}, false},
-		} {
-			got, ok := lt.oldest(tt.watermark, tt.max)
-			if ok != tt.ok || !got.Equal(tt.want) {
-				t.Fatalf("watermark %d: %v %v, want %v %v", tt.watermark, got, ok, tt.want, tt.ok)
+	for _, f := range fams {
+		if f.GetName() == "odometer_aggregation_lag_seconds" {
+			if got, want := f.Metric[0].GetGauge().GetValue(), (time.Hour + 45*time.Second).Seconds(); got != want {
+				t.Fatalf("lag %v, want %v", got, want)
 			}
+			return
 		}
-	})
-
-	t.Run("Bounded", func(t *testing.T) {
-		var lt lagTracker
-		for i := 1; i <= 10*lagEntries; i++ {
-			lt.add(int64(i), base.Add(time.Duration(i)*time.Millisecond))
-		}
-		if got := len(lt.pending); got > lagEntries {
-			t.Fatalf("%d entries, want at most %d", got, lagEntries)
-		}
-		// Merging may only make the lag look older, never younger.
-		w := int64(5 * lagEntries)
-		got, ok := lt.oldest(w, 10*lagEntries)
-		if !ok || got.After(base.Add(time.Duration(w+1)*time.Millisecond)) {
-			t.Fatalf("oldest after %d: %v, want at most %v", w, got, base.Add(time.Duration(w+1)*time.Millisecond))
-		}
-		if got.Before(base.Add(time.Duration(w-2*lagEntries) * time.Millisecond)) {
-			t.Fatalf("oldest after %d: %v, far older than the events left", w, got)
-		}
-	})
+	}
+	t.Fatal("no odometer_aggregation_lag_seconds")
 }
 
 // TestServer_LogsNoKeys checks that no key reaches the logs, whatever the

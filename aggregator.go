@@ -204,12 +204,12 @@ func (r *runner) write(ctx context.Context, last bool) error {
 // periods that have already ended.
 func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	cfg := r.cfg
-	// Buckets: one per customer, event type and UTC day.
+	// Buckets: one per customer, event type and UTC hour.
 	days := make(map[BucketKey]map[int64]*State)
 	for i := range r.done {
 		cf := &r.done[i]
 		for k, s := range cf.slots {
-			bk := BucketKey{cf.customer, k.eventType, DayOfSlot(k.slot)}
+			bk := BucketKey{cf.customer, k.eventType, HourOfSlot(k.slot)}
 			d := days[bk]
 			if d == nil {
 				d = make(map[int64]*State, 4)
@@ -230,7 +230,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	for bk, delta := range days {
 		slots := make(map[int64]*State, len(delta))
 		if b, ok := stored[bk]; ok {
-			if err := DecodeSlots(bk.Day, b, slots); err != nil {
+			if err := DecodeSlots(bk.Hour, b, slots); err != nil {
 				return fmt.Errorf("bucket %v: %w", bk, err)
 			}
 		}
@@ -241,7 +241,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 				slots[s] = st
 			}
 		}
-		out[bk] = EncodeSlots(bk.Day, slots)
+		out[bk] = EncodeSlots(bk.Hour, slots)
 	}
 	if err := tx.SaveBuckets(out); err != nil {
 		return err

@@ -7,32 +7,42 @@ import (
 // SlotsPerDay is the number of 15-minute slots in a UTC day.
 const SlotsPerDay = 96
 
-// BucketKey names the bucket of one customer's event type on one UTC day
-// (days since 1970-01-01).
+// SlotsPerBucket is the number of 15-minute slots one bucket holds: one
+// UTC hour. A bucket is read and written whole, so a run that folds a few
+// minutes of events rewrites an hour of state, not a day of it.
+const SlotsPerBucket = 4
+
+// BucketKey names the bucket of one customer's event type in one UTC hour
+// (hours since 1970-01-01T00:00Z).
 type BucketKey struct {
 	CustomerID string
 	EventType  string
-	Day        int64
+	Hour       int64
 }
 
 // Bucket is the partial state of one customer's event type in each
-// 15-minute slot of one UTC day that has events. Every period type of every
-// time zone is derived from slots exactly.
+// 15-minute slot of one UTC hour that has events. Every period type of
+// every time zone is derived from slots exactly.
 type Bucket struct {
 	BucketKey
-	Slots map[int64]*State // by slot index (SlotOf), all within Day
+	Slots map[int64]*State // by slot index (SlotOf), all within Hour
 }
 
 // DayOfSlot returns the UTC day holding slot s.
-func DayOfSlot(s int64) int64 {
-	if s >= 0 {
-		return s / SlotsPerDay
+func DayOfSlot(s int64) int64 { return floorDiv(s, SlotsPerDay) }
+
+// HourOfSlot returns the UTC hour holding slot s: its bucket.
+func HourOfSlot(s int64) int64 { return floorDiv(s, SlotsPerBucket) }
+
+func floorDiv(a, b int64) int64 {
+	if a >= 0 {
+		return a / b
 	}
-	return (s - SlotsPerDay + 1) / SlotsPerDay
+	return (a - b + 1) / b
 }
 
-// EncodeSlots encodes the slots of one day, in slot order.
-func EncodeSlots(day int64, slots map[int64]*State) []byte {
+// EncodeSlots encodes the slots of one hour, in slot order.
+func EncodeSlots(hour int64, slots map[int64]*State) []byte {
 	idx := make([]int64, 0, len(slots))
 	for s := range slots {
 		idx = append(idx, s)
@@ -40,17 +50,17 @@ func EncodeSlots(day int64, slots map[int64]*State) []byte {
 	sort.Slice(idx, func(i, j int) bool { return idx[i] < idx[j] })
 	b := make([]byte, 0, 64*len(idx))
 	for _, s := range idx {
-		b = append(b, byte(s-day*SlotsPerDay))
+		b = append(b, byte(s-hour*SlotsPerBucket))
 		b = slots[s].AppendBinary(b)
 	}
 	return b
 }
 
 // DecodeSlots decodes what EncodeSlots wrote into slots.
-func DecodeSlots(day int64, b []byte, slots map[int64]*State) error {
+func DecodeSlots(hour int64, b []byte, slots map[int64]*State) error {
 	for len(b) > 0 {
 		i := int64(b[0])
-		if i >= SlotsPerDay {
+		if i >= SlotsPerBucket {
 			return errState
 		}
 		s := new(State)
@@ -58,7 +68,7 @@ func DecodeSlots(day int64, b []byte, slots map[int64]*State) error {
 		if b, err = DecodeState(b[1:], s); err != nil {
 			return err
 		}
-		slots[day*SlotsPerDay+i] = s
+		slots[hour*SlotsPerBucket+i] = s
 	}
 	return nil
 }

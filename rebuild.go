@@ -27,8 +27,8 @@ func (a *Aggregator) DeleteEvents(ctx context.Context, events EventStore, f Even
 	return n, res, err
 }
 
-// dayMillis is one UTC day in milliseconds.
-const dayMillis = 86_400_000
+// hourMillis is one hour in milliseconds.
+const hourMillis = 3_600_000
 
 // rebuild recomputes the buckets that deleted events left behind from the
 // events that remain, and every period that holds them from the buckets.
@@ -48,16 +48,16 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 		return err
 	}
 	want := make(map[BucketKey]map[int64]*State, len(keys))
-	minDay, maxDay := keys[0].Day, keys[0].Day
+	minHour, maxHour := keys[0].Hour, keys[0].Hour
 	for _, k := range keys {
 		want[k] = map[int64]*State{}
-		minDay, maxDay = min(minDay, k.Day), max(maxDay, k.Day)
+		minHour, maxHour = min(minHour, k.Hour), max(maxHour, k.Hour)
 	}
-	from, to := time.UnixMilli(minDay*dayMillis).UTC(), time.UnixMilli((maxDay+1)*dayMillis).UTC()
+	from, to := time.UnixMilli(minHour*hourMillis).UTC(), time.UnixMilli((maxHour+1)*hourMillis).UTC()
 	err = a.Store.ScanFolded(ctx, st.Watermark, from, to, func(e *Event) error {
 		ms := e.Time.UnixMilli()
 		slot := SlotOf(ms)
-		slots, ok := want[BucketKey{e.CustomerID, e.EventType, DayOfSlot(slot)}]
+		slots, ok := want[BucketKey{e.CustomerID, e.EventType, HourOfSlot(slot)}]
 		if !ok {
 			return nil
 		}
@@ -87,16 +87,16 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 			if len(slots) == 0 {
 				out[k] = nil
 			} else {
-				out[k] = EncodeSlots(k.Day, slots)
+				out[k] = EncodeSlots(k.Hour, slots)
 			}
 		}
 		if err := tx.SaveBuckets(out); err != nil {
 			return err
 		}
-		// Every period holding a rebuilt day, recomputed from the buckets.
+		// Every period holding a rebuilt hour, recomputed from the buckets.
 		affected := map[AggregationKey]bool{}
 		for k := range want {
-			for s := k.Day * SlotsPerDay; s < (k.Day+1)*SlotsPerDay; s++ {
+			for s := k.Hour * SlotsPerBucket; s < (k.Hour+1)*SlotsPerBucket; s++ {
 				for i, key := range pk.of(s) {
 					affected[AggregationKey{k.CustomerID, cfg.Periods[i], key}] = true
 				}
@@ -114,7 +114,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 		var aggs []*Aggregation
 		var notes []*Notification
 		for _, ag := range existing {
-			lo, hi := DayOfSlot(SlotOf(ag.PeriodStart.UnixMilli())), DayOfSlot(SlotOf(ag.PeriodEnd.UnixMilli()-1))
+			lo, hi := HourOfSlot(SlotOf(ag.PeriodStart.UnixMilli())), HourOfSlot(SlotOf(ag.PeriodEnd.UnixMilli()-1))
 			buckets, err := tx.LoadCustomerBuckets(ag.CustomerID, lo, hi)
 			if err != nil {
 				return err
@@ -123,7 +123,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 			first, last := SlotOf(ag.PeriodStart.UnixMilli()), SlotOf(ag.PeriodEnd.UnixMilli()-1)
 			for bk, b := range buckets {
 				slots := map[int64]*State{}
-				if err := DecodeSlots(bk.Day, b, slots); err != nil {
+				if err := DecodeSlots(bk.Hour, b, slots); err != nil {
 					return fmt.Errorf("bucket %v: %w", bk, err)
 				}
 				for s, st := range slots {

@@ -406,10 +406,10 @@ func TestEncodeStates(t *testing.T) {
 func TestEncodeSlots(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	t.Run("OK", func(t *testing.T) {
-		for _, day := range []int64{0, 1, 20_000, -1, -3, -20_000} {
+		for _, day := range []int64{0, 1, 480_000, -1, -3, -480_000} {
 			slots := map[int64]*odometer.State{}
-			for _, i := range []int64{0, 1, 47, 95} {
-				slots[day*odometer.SlotsPerDay+i] = hardState(rng)
+			for _, i := range []int64{0, 1, 3} {
+				slots[day*odometer.SlotsPerBucket+i] = hardState(rng)
 			}
 			b := odometer.EncodeSlots(day, slots)
 			got := map[int64]*odometer.State{}
@@ -430,10 +430,10 @@ func TestEncodeSlots(t *testing.T) {
 		}
 	})
 	t.Run("ErrCorrupt", func(t *testing.T) {
-		if err := odometer.DecodeSlots(0, []byte{96}, map[int64]*odometer.State{}); err == nil {
-			t.Error("slot 96 of a day: no error")
+		if err := odometer.DecodeSlots(0, []byte{odometer.SlotsPerBucket}, map[int64]*odometer.State{}); err == nil {
+			t.Error("slot 4 of an hour: no error")
 		}
-		b := odometer.EncodeSlots(5, map[int64]*odometer.State{5*odometer.SlotsPerDay + 3: hardState(rng)})
+		b := odometer.EncodeSlots(5, map[int64]*odometer.State{5*odometer.SlotsPerBucket + 3: hardState(rng)})
 		for n := 1; n < len(b); n++ {
 			if err := odometer.DecodeSlots(5, b[:n], map[int64]*odometer.State{}); err == nil {
 				t.Errorf("truncated to %d of %d bytes: no error", n, len(b))

@@ -112,9 +112,9 @@ type AggregationStore interface {
 
 	FindAggregations(ctx context.Context, filter AggregationFilter) ([]*Aggregation, string, error)
 	// FindUsage returns, from one consistent snapshot, the buckets of a
-	// customer's event type for UTC days fromDay..toDay, and that
+	// customer's event type for UTC hours fromHour..toHour, and that
 	// customer's events of that type not yet folded into any bucket.
-	FindUsage(ctx context.Context, customerID, eventType string, fromDay, toDay int64) ([]Bucket, []Event, error)
+	FindUsage(ctx context.Context, customerID, eventType string, fromHour, toHour int64) ([]Bucket, []Event, error)
 }
 
 // AggregationTx is the write side of one aggregation step.
@@ -125,9 +125,9 @@ type AggregationTx interface {
 	LoadBuckets(keys []BucketKey) (map[BucketKey][]byte, error)
 	// SaveBuckets inserts or replaces buckets; an empty encoding deletes one.
 	SaveBuckets(buckets map[BucketKey][]byte) error
-	// LoadCustomerBuckets returns every bucket of a customer for UTC days
-	// fromDay..toDay.
-	LoadCustomerBuckets(customerID string, fromDay, toDay int64) (map[BucketKey][]byte, error)
+	// LoadCustomerBuckets returns every bucket of a customer for UTC hours
+	// fromHour..toHour.
+	LoadCustomerBuckets(customerID string, fromHour, toHour int64) (map[BucketKey][]byte, error)
 	// Rebuilds returns the buckets that deleted events left to rebuild.
 	Rebuilds() ([]BucketKey, error)
 	// ClearRebuilds forgets rebuilt buckets.

@@ -44,7 +44,7 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 	if toSlot-fromSlot > 100*366*SlotsPerDay {
 		return nil, Errorf(EINVALID, "the range must be at most 100 years")
 	}
-	buckets, pending, err := store.FindUsage(ctx, q.CustomerID, q.EventType, DayOfSlot(fromSlot), DayOfSlot(toSlot))
+	buckets, pending, err := store.FindUsage(ctx, q.CustomerID, q.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
 	if err != nil {
 		return nil, err
 	}

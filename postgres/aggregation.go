@@ -145,10 +145,10 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 	if len(keys) == 0 {
 		return out, nil
 	}
-	customers, types, days := bucketKeyArrays(keys)
-	rows, err := t.tx.Query(t.ctx, `SELECT b.customer_id, b.event_type, b.day, b.slots
-		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k (customer_id, event_type, day)
-		JOIN buckets b ON (b.customer_id, b.event_type, b.day) = (k.customer_id, k.event_type, k.day)`, customers, types, days)
+	customers, types, hours := bucketKeyArrays(keys)
+	rows, err := t.tx.Query(t.ctx, `SELECT b.customer_id, b.event_type, b.hour, b.slots
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k (customer_id, event_type, hour)
+		JOIN buckets b ON (b.customer_id, b.event_type, b.hour) = (k.customer_id, k.event_type, k.hour)`, customers, types, hours)
 	if err != nil {
 		return nil, storeError("load buckets", err)
 	}
@@ -156,7 +156,7 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 	for rows.Next() {
 		var k odometer.BucketKey
 		var b []byte
-		if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Day, &b); err != nil {
+		if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Hour, &b); err != nil {
 			return nil, storeError("load buckets", err)
 		}
 		out[k] = b
@@ -165,12 +165,12 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 }
 
 // bucketKeyArrays returns the columns of keys.
-func bucketKeyArrays(keys []odometer.BucketKey) (customers, types []string, days []int64) {
-	customers, types, days = make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys))
+func bucketKeyArrays(keys []odometer.BucketKey) (customers, types []string, hours []int64) {
+	customers, types, hours = make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys))
 	for i, k := range keys {
-		customers[i], types[i], days[i] = k.CustomerID, k.EventType, k.Day
+		customers[i], types[i], hours[i] = k.CustomerID, k.EventType, k.Hour
 	}
-	return customers, types, days
+	return customers, types, hours
 }
 
 func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
@@ -188,9 +188,9 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 		keys = append(keys, k)
 	}
 	if len(gone) > 0 {
-		customers, types, days := bucketKeyArrays(gone)
-		if _, err := t.tx.Exec(t.ctx, `DELETE FROM buckets b USING unnest($1::text[], $2::text[], $3::bigint[]) AS k (customer_id, event_type, day)
-			WHERE (b.customer_id, b.event_type, b.day) = (k.customer_id, k.event_type, k.day)`, customers, types, days); err != nil {
+		customers, types, hours := bucketKeyArrays(gone)
+		if _, err := t.tx.Exec(t.ctx, `DELETE FROM buckets b USING unnest($1::text[], $2::text[], $3::bigint[]) AS k (customer_id, event_type, hour)
+			WHERE (b.customer_id, b.event_type, b.hour) = (k.customer_id, k.event_type, k.hour)`, customers, types, hours); err != nil {
 			return storeError("save buckets", err)
 		}
 	}
@@ -198,16 +198,16 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 		return nil
 	}
 	slices.SortFunc(keys, func(a, b odometer.BucketKey) int {
-		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.EventType, b.EventType), cmp.Compare(a.Day, b.Day))
+		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.EventType, b.EventType), cmp.Compare(a.Hour, b.Hour))
 	})
 	n := len(keys)
-	customers, types, days, slots := make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n), make([][]byte, 0, n)
+	customers, types, hours, slots := make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n), make([][]byte, 0, n)
 	for _, k := range keys {
-		customers, types, days, slots = append(customers, k.CustomerID), append(types, k.EventType), append(days, k.Day), append(slots, buckets[k])
+		customers, types, hours, slots = append(customers, k.CustomerID), append(types, k.EventType), append(hours, k.Hour), append(slots, buckets[k])
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO buckets (customer_id, event_type, day, slots)
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO buckets (customer_id, event_type, hour, slots)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[])
-		ON CONFLICT (customer_id, event_type, day) DO UPDATE SET slots = excluded.slots`, customers, types, days, slots)
+		ON CONFLICT (customer_id, event_type, hour) DO UPDATE SET slots = excluded.slots`, customers, types, hours, slots)
 	return storeError("save buckets", err)
 }
 
@@ -475,7 +475,7 @@ func decodeCursor(s string) (aggCursor, bool) {
 // FindUsage implements odometer.AggregationStore. One REPEATABLE READ
 // transaction gives one snapshot to the run state, the buckets and the
 // events.
-func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fromDay, toDay int64) ([]odometer.Bucket, []odometer.Event, error) {
+func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
@@ -485,21 +485,21 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 	if err := tx.QueryRow(ctx, runStateQuery).Scan(&run.Watermark, &run.To, &run.After); err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT day, slots FROM buckets WHERE customer_id = $1 AND event_type = $2 AND day BETWEEN $3 AND $4 ORDER BY day`,
-		customerID, eventType, fromDay, toDay)
+	rows, err := tx.Query(ctx, `SELECT hour, slots FROM buckets WHERE customer_id = $1 AND event_type = $2 AND hour BETWEEN $3 AND $4 ORDER BY hour`,
+		customerID, eventType, fromHour, toHour)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
 	var buckets []odometer.Bucket
 	for rows.Next() {
-		var day int64
+		var hour int64
 		var b []byte
-		if err := rows.Scan(&day, &b); err != nil {
+		if err := rows.Scan(&hour, &b); err != nil {
 			rows.Close()
 			return nil, nil, storeError("find usage", err)
 		}
-		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Day: day}, Slots: map[int64]*odometer.State{}}
-		if err := odometer.DecodeSlots(day, b, bk.Slots); err != nil {
+		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Hour: hour}, Slots: map[int64]*odometer.State{}}
+		if err := odometer.DecodeSlots(hour, b, bk.Slots); err != nil {
 			rows.Close()
 			return nil, nil, storeError("find usage", err)
 		}

@@ -44,10 +44,10 @@ func (s *Store) DeleteEvents(ctx context.Context, f odometer.EventFilter) (int, 
 	n := len(a)
 	folded := "(seq <= " + a.add(st.Watermark) + " OR (seq <= " + a.add(st.To) + " AND " + a.add(st.After) + " <> '' AND customer_id <= " +
 		a.add(st.After) + "))"
-	// The UTC day of ts, rounding down before 1970 too.
-	const day = `floor(extract(epoch FROM ts) / 86400)::bigint`
-	if _, err := tx.Exec(ctx, `INSERT INTO rebuilds (customer_id, event_type, day)
-		SELECT DISTINCT customer_id, event_type, `+day+` FROM events WHERE `+where+` AND `+folded+`
+	// The UTC hour of ts, rounding down before 1970 too.
+	const hour = `floor(extract(epoch FROM ts) / 3600)::bigint`
+	if _, err := tx.Exec(ctx, `INSERT INTO rebuilds (customer_id, event_type, hour)
+		SELECT DISTINCT customer_id, event_type, `+hour+` FROM events WHERE `+where+` AND `+folded+`
 		ON CONFLICT DO NOTHING`, a...); err != nil {
 		return 0, storeError("delete events", err)
 	}
@@ -80,7 +80,7 @@ func (s *Store) ScanFolded(ctx context.Context, upto int64, from, to time.Time, 
 }
 
 func (t *aggTx) Rebuilds() ([]odometer.BucketKey, error) {
-	rows, err := t.tx.Query(t.ctx, `SELECT customer_id, event_type, day FROM rebuilds`)
+	rows, err := t.tx.Query(t.ctx, `SELECT customer_id, event_type, hour FROM rebuilds`)
 	if err != nil {
 		return nil, storeError("rebuilds", err)
 	}
@@ -88,7 +88,7 @@ func (t *aggTx) Rebuilds() ([]odometer.BucketKey, error) {
 	var out []odometer.BucketKey
 	for rows.Next() {
 		var k odometer.BucketKey
-		if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Day); err != nil {
+		if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Hour); err != nil {
 			return nil, storeError("rebuilds", err)
 		}
 		out = append(out, k)
@@ -100,15 +100,15 @@ func (t *aggTx) ClearRebuilds(keys []odometer.BucketKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	customers, types, days := bucketKeyArrays(keys)
-	_, err := t.tx.Exec(t.ctx, `DELETE FROM rebuilds r USING unnest($1::text[], $2::text[], $3::bigint[]) AS k (customer_id, event_type, day)
-		WHERE (r.customer_id, r.event_type, r.day) = (k.customer_id, k.event_type, k.day)`, customers, types, days)
+	customers, types, hours := bucketKeyArrays(keys)
+	_, err := t.tx.Exec(t.ctx, `DELETE FROM rebuilds r USING unnest($1::text[], $2::text[], $3::bigint[]) AS k (customer_id, event_type, hour)
+		WHERE (r.customer_id, r.event_type, r.hour) = (k.customer_id, k.event_type, k.hour)`, customers, types, hours)
 	return storeError("clear rebuilds", err)
 }
 
-func (t *aggTx) LoadCustomerBuckets(customerID string, fromDay, toDay int64) (map[odometer.BucketKey][]byte, error) {
-	rows, err := t.tx.Query(t.ctx, `SELECT event_type, day, slots FROM buckets WHERE customer_id = $1 AND day BETWEEN $2 AND $3`,
-		customerID, fromDay, toDay)
+func (t *aggTx) LoadCustomerBuckets(customerID string, fromHour, toHour int64) (map[odometer.BucketKey][]byte, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT event_type, hour, slots FROM buckets WHERE customer_id = $1 AND hour BETWEEN $2 AND $3`,
+		customerID, fromHour, toHour)
 	if err != nil {
 		return nil, storeError("load buckets", err)
 	}
@@ -117,7 +117,7 @@ func (t *aggTx) LoadCustomerBuckets(customerID string, fromDay, toDay int64) (ma
 	for rows.Next() {
 		k := odometer.BucketKey{CustomerID: customerID}
 		var b []byte
-		if err := rows.Scan(&k.EventType, &k.Day, &b); err != nil {
+		if err := rows.Scan(&k.EventType, &k.Hour, &b); err != nil {
 			return nil, storeError("load buckets", err)
 		}
 		out[k] = b

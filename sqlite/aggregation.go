@@ -148,13 +148,13 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 	out := make(map[odometer.BucketKey][]byte, len(keys))
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		st, err := t.stmt(`SELECT customer_id, event_type, day, slots FROM buckets WHERE (customer_id, event_type, day) IN (VALUES ` + placeholders(n, 3) + `)`)
+		st, err := t.stmt(`SELECT customer_id, event_type, hour, slots FROM buckets WHERE (customer_id, event_type, hour) IN (VALUES ` + placeholders(n, 3) + `)`)
 		if err != nil {
 			return nil, storeError("load buckets", err)
 		}
 		args := make([]any, 0, 3*n)
 		for _, k := range keys[:n] {
-			args = append(args, k.CustomerID, k.EventType, k.Day)
+			args = append(args, k.CustomerID, k.EventType, k.Hour)
 		}
 		keys = keys[n:]
 		rows, err := st.QueryContext(t.ctx, args...)
@@ -164,7 +164,7 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 		for rows.Next() {
 			var k odometer.BucketKey
 			var b []byte
-			if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Day, &b); err != nil {
+			if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Hour, &b); err != nil {
 				rows.Close()
 				return nil, storeError("load buckets", err)
 			}
@@ -183,7 +183,7 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 	keys := make([]odometer.BucketKey, 0, len(buckets))
 	for k, b := range buckets {
 		if len(b) == 0 {
-			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE customer_id = ? AND event_type = ? AND day = ?`, k.CustomerID, k.EventType, k.Day); err != nil {
+			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE customer_id = ? AND event_type = ? AND hour = ?`, k.CustomerID, k.EventType, k.Hour); err != nil {
 				return storeError("save buckets", err)
 			}
 			continue
@@ -191,18 +191,18 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b odometer.BucketKey) int {
-		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.EventType, b.EventType), cmp.Compare(a.Day, b.Day))
+		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.EventType, b.EventType), cmp.Compare(a.Hour, b.Hour))
 	})
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		st, err := t.stmt(`INSERT INTO buckets (customer_id, event_type, day, slots) VALUES ` + placeholders(n, 4) + `
-			ON CONFLICT (customer_id, event_type, day) DO UPDATE SET slots = excluded.slots`)
+		st, err := t.stmt(`INSERT INTO buckets (customer_id, event_type, hour, slots) VALUES ` + placeholders(n, 4) + `
+			ON CONFLICT (customer_id, event_type, hour) DO UPDATE SET slots = excluded.slots`)
 		if err != nil {
 			return storeError("save buckets", err)
 		}
 		args := make([]any, 0, 4*n)
 		for _, k := range keys[:n] {
-			args = append(args, k.CustomerID, k.EventType, k.Day, buckets[k])
+			args = append(args, k.CustomerID, k.EventType, k.Hour, buckets[k])
 		}
 		keys = keys[n:]
 		if _, err := st.ExecContext(t.ctx, args...); err != nil {
@@ -449,7 +449,7 @@ func decodeCursor(s string) (aggCursor, bool) {
 }
 
 // FindUsage implements odometer.AggregationStore.
-func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fromDay, toDay int64) ([]odometer.Bucket, []odometer.Event, error) {
+func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
@@ -459,21 +459,21 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT day, slots FROM buckets WHERE customer_id = ? AND event_type = ? AND day BETWEEN ? AND ? ORDER BY day`,
-		customerID, eventType, fromDay, toDay)
+	rows, err := tx.QueryContext(ctx, `SELECT hour, slots FROM buckets WHERE customer_id = ? AND event_type = ? AND hour BETWEEN ? AND ? ORDER BY hour`,
+		customerID, eventType, fromHour, toHour)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
 	defer rows.Close()
 	var buckets []odometer.Bucket
 	for rows.Next() {
-		var day int64
+		var hour int64
 		var b []byte
-		if err := rows.Scan(&day, &b); err != nil {
+		if err := rows.Scan(&hour, &b); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
-		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Day: day}, Slots: map[int64]*odometer.State{}}
-		if err := odometer.DecodeSlots(day, b, bk.Slots); err != nil {
+		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Hour: hour}, Slots: map[int64]*odometer.State{}}
+		if err := odometer.DecodeSlots(hour, b, bk.Slots); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
 		buckets = append(buckets, bk)

@@ -42,12 +42,12 @@ func (s *Store) DeleteEvents(ctx context.Context, f odometer.EventFilter) (int, 
 	if err != nil {
 		return 0, storeError("delete events", err)
 	}
-	// The UTC day of ts, rounding down before 1970 too.
-	const day = `(ts / 86400000 - (ts < 0 AND ts % 86400000 <> 0))`
+	// The UTC hour of ts, rounding down before 1970 too.
+	const hour = `(ts / 3600000 - (ts < 0 AND ts % 3600000 <> 0))`
 	folded := `(seq <= ? OR (seq <= ? AND ? <> '' AND customer_id <= ?))`
 	rargs := append(append([]any{}, args...), st.Watermark, st.To, st.After, st.After)
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO rebuilds (customer_id, event_type, day)
-		SELECT DISTINCT customer_id, event_type, `+day+` FROM events WHERE `+where+` AND `+folded, rargs...); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO rebuilds (customer_id, event_type, hour)
+		SELECT DISTINCT customer_id, event_type, `+hour+` FROM events WHERE `+where+` AND `+folded, rargs...); err != nil {
 		return 0, storeError("delete events", err)
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE `+where, args...)
@@ -81,7 +81,7 @@ func (s *Store) ScanFolded(ctx context.Context, upto int64, from, to time.Time, 
 }
 
 func (t *aggTx) Rebuilds() ([]odometer.BucketKey, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT customer_id, event_type, day FROM rebuilds`)
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT customer_id, event_type, hour FROM rebuilds`)
 	if err != nil {
 		return nil, storeError("rebuilds", err)
 	}
@@ -89,7 +89,7 @@ func (t *aggTx) Rebuilds() ([]odometer.BucketKey, error) {
 	var out []odometer.BucketKey
 	for rows.Next() {
 		var k odometer.BucketKey
-		if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Day); err != nil {
+		if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Hour); err != nil {
 			return nil, storeError("rebuilds", err)
 		}
 		out = append(out, k)
@@ -98,21 +98,21 @@ func (t *aggTx) Rebuilds() ([]odometer.BucketKey, error) {
 }
 
 func (t *aggTx) ClearRebuilds(keys []odometer.BucketKey) error {
-	st, err := t.stmt(`DELETE FROM rebuilds WHERE customer_id = ? AND event_type = ? AND day = ?`)
+	st, err := t.stmt(`DELETE FROM rebuilds WHERE customer_id = ? AND event_type = ? AND hour = ?`)
 	if err != nil {
 		return storeError("clear rebuilds", err)
 	}
 	for _, k := range keys {
-		if _, err := st.ExecContext(t.ctx, k.CustomerID, k.EventType, k.Day); err != nil {
+		if _, err := st.ExecContext(t.ctx, k.CustomerID, k.EventType, k.Hour); err != nil {
 			return storeError("clear rebuilds", err)
 		}
 	}
 	return nil
 }
 
-func (t *aggTx) LoadCustomerBuckets(customerID string, fromDay, toDay int64) (map[odometer.BucketKey][]byte, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT event_type, day, slots FROM buckets WHERE customer_id = ? AND day BETWEEN ? AND ?`,
-		customerID, fromDay, toDay)
+func (t *aggTx) LoadCustomerBuckets(customerID string, fromHour, toHour int64) (map[odometer.BucketKey][]byte, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT event_type, hour, slots FROM buckets WHERE customer_id = ? AND hour BETWEEN ? AND ?`,
+		customerID, fromHour, toHour)
 	if err != nil {
 		return nil, storeError("load buckets", err)
 	}
@@ -121,7 +121,7 @@ func (t *aggTx) LoadCustomerBuckets(customerID string, fromDay, toDay int64) (ma
 	for rows.Next() {
 		k := odometer.BucketKey{CustomerID: customerID}
 		var b []byte
-		if err := rows.Scan(&k.EventType, &k.Day, &b); err != nil {
+		if err := rows.Scan(&k.EventType, &k.Hour, &b); err != nil {
 			return nil, storeError("load buckets", err)
 		}
 		out[k] = b

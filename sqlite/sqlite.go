@@ -52,7 +52,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// synchronous=FULL: a commit returns once the WAL is fsync'd.
 	pragmas := []string{
 		"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)",
-		"cache_size(-32768)", "mmap_size(0)",
+		"cache_size(-32768)", "mmap_size(2147483648)",
 	}
 	q := url.Values{}
 	for _, p := range pragmas {

@@ -47,14 +47,14 @@ CREATE TABLE api_keys (
     revoked_at   timestamptz
 );
 
--- One row per customer, event type and UTC day (days since 1970-01-01):
+-- One row per customer, event type and UTC hour (hours since 1970-01-01T00:00Z):
 -- the 15-minute slot states.
 CREATE TABLE buckets (
     customer_id text COLLATE "C" NOT NULL,
     event_type  text COLLATE "C" NOT NULL,
-    day         bigint NOT NULL,
+    hour        bigint NOT NULL,
     slots       bytea NOT NULL,
-    PRIMARY KEY (customer_id, event_type, day)
+    PRIMARY KEY (customer_id, event_type, hour)
 );
 
 -- Buckets whose events were deleted after they were folded in: the next
@@ -63,8 +63,8 @@ CREATE TABLE buckets (
 CREATE TABLE rebuilds (
     customer_id text COLLATE "C" NOT NULL,
     event_type  text COLLATE "C" NOT NULL,
-    day         bigint NOT NULL,
-    PRIMARY KEY (customer_id, event_type, day)
+    hour        bigint NOT NULL,
+    PRIMARY KEY (customer_id, event_type, hour)
 );
 
 -- One row per customer, period type and period.

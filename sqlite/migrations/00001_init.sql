@@ -36,13 +36,14 @@ CREATE TABLE api_keys (
     revoked_at   INTEGER
 );
 
--- One row per customer, event type and UTC day: the 15-minute slot states.
+-- One row per customer, event type and UTC hour (hours since
+-- 1970-01-01T00:00Z): the states of its four 15-minute slots.
 CREATE TABLE buckets (
     customer_id TEXT    NOT NULL,
     event_type  TEXT    NOT NULL,
-    day         INTEGER NOT NULL,
+    hour        INTEGER NOT NULL,
     slots       BLOB    NOT NULL,
-    PRIMARY KEY (customer_id, event_type, day)
+    PRIMARY KEY (customer_id, event_type, hour)
 ) WITHOUT ROWID;
 
 -- One row per customer, period type and period. The key orders a

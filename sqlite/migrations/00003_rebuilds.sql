@@ -5,8 +5,8 @@
 CREATE TABLE rebuilds (
     customer_id TEXT    NOT NULL,
     event_type  TEXT    NOT NULL,
-    day         INTEGER NOT NULL,
-    PRIMARY KEY (customer_id, event_type, day)
+    hour        INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, event_type, hour)
 ) WITHOUT ROWID;
 
 -- +goose Down

@@ -57,7 +57,7 @@ func aggEventCount() int {
 
 // aggBaseFile returns the cached file of n base events, building it once.
 func aggBaseFile(tb testing.TB, n int) string {
-	dir := filepath.Join(os.TempDir(), "odometer-aggbench-v2")
+	dir := filepath.Join(os.TempDir(), "odometer-aggbench-v3")
 	path := filepath.Join(dir, fmt.Sprintf("base-%d.db", n))
 	if _, err := os.Stat(path); err == nil {
 		return path

@@ -144,74 +144,6 @@ func placeholders(n, k int) string {
 	return strings.Repeat(g+",", n-1) + g
 }
 
-func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][]byte, error) {
-	out := make(map[odometer.BucketKey][]byte, len(keys))
-	for len(keys) > 0 {
-		n := min(len(keys), chunk)
-		st, err := t.stmt(`SELECT customer_id, event_type, hour, slots FROM buckets WHERE (customer_id, event_type, hour) IN (VALUES ` + placeholders(n, 3) + `)`)
-		if err != nil {
-			return nil, storeError("load buckets", err)
-		}
-		args := make([]any, 0, 3*n)
-		for _, k := range keys[:n] {
-			args = append(args, k.CustomerID, k.EventType, k.Hour)
-		}
-		keys = keys[n:]
-		rows, err := st.QueryContext(t.ctx, args...)
-		if err != nil {
-			return nil, storeError("load buckets", err)
-		}
-		for rows.Next() {
-			var k odometer.BucketKey
-			var b []byte
-			if err := rows.Scan(&k.CustomerID, &k.EventType, &k.Hour, &b); err != nil {
-				rows.Close()
-				return nil, storeError("load buckets", err)
-			}
-			out[k] = b
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, storeError("load buckets", err)
-		}
-	}
-	return out, nil
-}
-
-func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
-	// In key order, so that the writes walk the table's pages once.
-	keys := make([]odometer.BucketKey, 0, len(buckets))
-	for k, b := range buckets {
-		if len(b) == 0 {
-			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE customer_id = ? AND event_type = ? AND hour = ?`, k.CustomerID, k.EventType, k.Hour); err != nil {
-				return storeError("save buckets", err)
-			}
-			continue
-		}
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b odometer.BucketKey) int {
-		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.EventType, b.EventType), cmp.Compare(a.Hour, b.Hour))
-	})
-	for len(keys) > 0 {
-		n := min(len(keys), chunk)
-		st, err := t.stmt(`INSERT INTO buckets (customer_id, event_type, hour, slots) VALUES ` + placeholders(n, 4) + `
-			ON CONFLICT (customer_id, event_type, hour) DO UPDATE SET slots = excluded.slots`)
-		if err != nil {
-			return storeError("save buckets", err)
-		}
-		args := make([]any, 0, 4*n)
-		for _, k := range keys[:n] {
-			args = append(args, k.CustomerID, k.EventType, k.Hour, buckets[k])
-		}
-		keys = keys[n:]
-		if _, err := st.ExecContext(t.ctx, args...); err != nil {
-			return storeError("save buckets", err)
-		}
-	}
-	return nil
-}
-
 const aggColumns = `customer_id, period, period_key, period_start, period_end, updated_at, states, complete, revision, dirty,
 	published, wh_delivered, wh_attempts, wh_delivered_at, wh_last_error, wh_last_attempt_at, wh_dry_run`
 
@@ -245,6 +177,13 @@ func scanAggregation(row interface{ Scan(...any) error }) (*odometer.Aggregation
 
 func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.AggregationKey]*odometer.Aggregation, error) {
 	out := make(map[odometer.AggregationKey]*odometer.Aggregation, len(keys))
+	// A key past the newest of its period type ever written cannot exist:
+	// keys of one period type sort as their periods do.
+	newest, err := t.newestKeys()
+	if err != nil {
+		return nil, storeError("load aggregations", err)
+	}
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k odometer.AggregationKey) bool { return k.Key > newest[k.Period] })
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
 		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (customer_id, period, period_key) IN (VALUES ` + placeholders(n, 3) + `)`)
@@ -276,7 +215,44 @@ func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.A
 	return out, nil
 }
 
+// newestKeys returns the newest key of each period type ever written.
+func (t *aggTx) newestKeys() (map[odometer.Period]string, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT substr(key, 12), value FROM meta WHERE key LIKE 'newest_key:%'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[odometer.Period]string{}
+	for rows.Next() {
+		var p, k string
+		if err := rows.Scan(&p, &k); err != nil {
+			return nil, err
+		}
+		out[odometer.Period(p)] = k
+	}
+	return out, rows.Err()
+}
+
 func (t *aggTx) SaveAggregations(aggs []*odometer.Aggregation) error {
+	if len(aggs) == 0 {
+		return nil
+	}
+	newest, err := t.newestKeys()
+	if err != nil {
+		return storeError("save aggregations", err)
+	}
+	moved := map[odometer.Period]string{}
+	for _, a := range aggs {
+		if a.PeriodKey > newest[a.Period] && a.PeriodKey > moved[a.Period] {
+			moved[a.Period] = a.PeriodKey
+		}
+	}
+	for p, k := range moved {
+		if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			"newest_key:"+string(p), k); err != nil {
+			return storeError("save aggregations", err)
+		}
+	}
 	// In key order, so that the writes walk the table's pages once.
 	aggs = slices.Clone(aggs)
 	slices.SortFunc(aggs, func(a, b *odometer.Aggregation) int {
@@ -459,8 +435,8 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT hour, slots FROM buckets WHERE customer_id = ? AND event_type = ? AND hour BETWEEN ? AND ? ORDER BY hour`,
-		customerID, eventType, fromHour, toHour)
+	rows, err := tx.QueryContext(ctx, `SELECT hour, data FROM buckets WHERE customer_id = ? AND hour BETWEEN ? AND ? ORDER BY hour`,
+		customerID, fromHour, toHour)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
@@ -472,8 +448,16 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 		if err := rows.Scan(&hour, &b); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
+		secs, err := decodeSections(b)
+		if err != nil {
+			return nil, nil, storeError("find usage", err)
+		}
+		sec, ok := secs[eventType]
+		if !ok {
+			continue
+		}
 		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Hour: hour}, Slots: map[int64]*odometer.State{}}
-		if err := odometer.DecodeSlots(hour, b, bk.Slots); err != nil {
+		if err := odometer.DecodeSlots(hour, sec, bk.Slots); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
 		buckets = append(buckets, bk)

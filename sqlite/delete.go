@@ -109,22 +109,3 @@ func (t *aggTx) ClearRebuilds(keys []odometer.BucketKey) error {
 	}
 	return nil
 }
-
-func (t *aggTx) LoadCustomerBuckets(customerID string, fromHour, toHour int64) (map[odometer.BucketKey][]byte, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT event_type, hour, slots FROM buckets WHERE customer_id = ? AND hour BETWEEN ? AND ?`,
-		customerID, fromHour, toHour)
-	if err != nil {
-		return nil, storeError("load buckets", err)
-	}
-	defer rows.Close()
-	out := map[odometer.BucketKey][]byte{}
-	for rows.Next() {
-		k := odometer.BucketKey{CustomerID: customerID}
-		var b []byte
-		if err := rows.Scan(&k.EventType, &k.Hour, &b); err != nil {
-			return nil, storeError("load buckets", err)
-		}
-		out[k] = b
-	}
-	return out, storeError("load buckets", rows.Err())
-}

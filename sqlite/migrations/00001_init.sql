@@ -36,14 +36,13 @@ CREATE TABLE api_keys (
     revoked_at   INTEGER
 );
 
--- One row per customer, event type and UTC hour (hours since
--- 1970-01-01T00:00Z): the states of its four 15-minute slots.
+-- One row per customer and UTC hour (hours since 1970-01-01T00:00Z), with
+-- the states of the four 15-minute slots of each event type.
 CREATE TABLE buckets (
     customer_id TEXT    NOT NULL,
-    event_type  TEXT    NOT NULL,
     hour        INTEGER NOT NULL,
-    slots       BLOB    NOT NULL,
-    PRIMARY KEY (customer_id, event_type, hour)
+    data        BLOB    NOT NULL,
+    PRIMARY KEY (customer_id, hour)
 ) WITHOUT ROWID;
 
 -- One row per customer, period type and period. The key orders a

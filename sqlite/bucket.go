@@ -1,0 +1,244 @@
+package sqlite
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/odometer-dev/odometer"
+)
+
+// The buckets table holds one row per customer and UTC hour, with a
+// section for each event type: a run folding one customer's new events of
+// several types reads and writes one row, not one per type, and the row
+// stays small (at most four slots of each type).
+
+// hourKey names a row of the buckets table.
+type hourKey struct {
+	customer string
+	hour     int64
+}
+
+// sections are the encoded slots of each event type of one row.
+type sections map[string][]byte
+
+var errSections = errors.New("corrupt bucket row")
+
+func decodeSections(b []byte) (sections, error) {
+	out := sections{}
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errSections
+		}
+		name := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		m, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < m {
+			return nil, errSections
+		}
+		out[name] = b[k : k+int(m)]
+		b = b[k+int(m):]
+	}
+	return out, nil
+}
+
+func (s sections) encode() []byte {
+	names := make([]string, 0, len(s))
+	size := 0
+	for n, b := range s {
+		names = append(names, n)
+		size += len(n) + len(b) + 4
+	}
+	slices.Sort(names)
+	out := make([]byte, 0, size)
+	for _, n := range names {
+		out = binary.AppendUvarint(out, uint64(len(n)))
+		out = append(out, n...)
+		out = binary.AppendUvarint(out, uint64(len(s[n])))
+		out = append(out, s[n]...)
+	}
+	return out
+}
+
+// LoadBuckets implements odometer.AggregationTx. Rows of hours past the
+// newest hour ever written cannot exist and are not looked up.
+func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][]byte, error) {
+	maxHour, err := t.meta("bucket_max_hour")
+	if err != nil {
+		return nil, storeError("load buckets", err)
+	}
+	want := map[hourKey]bool{}
+	for _, k := range keys {
+		if k.Hour <= maxHour {
+			want[hourKey{k.CustomerID, k.Hour}] = true
+		}
+	}
+	rows, err := t.loadRows(want)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[odometer.BucketKey][]byte, len(keys))
+	for _, k := range keys {
+		if b, ok := rows[hourKey{k.CustomerID, k.Hour}][k.EventType]; ok {
+			out[k] = b
+		}
+	}
+	return out, nil
+}
+
+// loadRows reads the rows named, in multi-row statements.
+func (t *aggTx) loadRows(want map[hourKey]bool) (map[hourKey]sections, error) {
+	keys := make([]hourKey, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	out := make(map[hourKey]sections, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
+		st, err := t.stmt(`SELECT customer_id, hour, data FROM buckets WHERE (customer_id, hour) IN (VALUES ` + placeholders(n, 2) + `)`)
+		if err != nil {
+			return nil, storeError("load buckets", err)
+		}
+		args := make([]any, 0, 2*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.customer, k.hour)
+		}
+		keys = keys[n:]
+		rows, err := st.QueryContext(t.ctx, args...)
+		if err != nil {
+			return nil, storeError("load buckets", err)
+		}
+		for rows.Next() {
+			var k hourKey
+			var b []byte
+			if err := rows.Scan(&k.customer, &k.hour, &b); err != nil {
+				rows.Close()
+				return nil, storeError("load buckets", err)
+			}
+			secs, err := decodeSections(b)
+			if err != nil {
+				rows.Close()
+				return nil, storeError("load buckets", err)
+			}
+			out[k] = secs
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, storeError("load buckets", err)
+		}
+	}
+	return out, nil
+}
+
+// SaveBuckets implements odometer.AggregationTx: each row is read, its
+// sections replaced, and written back.
+func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
+	maxHour, err := t.meta("bucket_max_hour")
+	if err != nil {
+		return storeError("save buckets", err)
+	}
+	want := map[hourKey]bool{}
+	newMax := maxHour
+	for k := range buckets {
+		if k.Hour <= maxHour {
+			want[hourKey{k.CustomerID, k.Hour}] = true
+		}
+		newMax = max(newMax, k.Hour)
+	}
+	rows, err := t.loadRows(want)
+	if err != nil {
+		return err
+	}
+	for k, b := range buckets {
+		hk := hourKey{k.CustomerID, k.Hour}
+		secs := rows[hk]
+		if secs == nil {
+			secs = sections{}
+			rows[hk] = secs
+		}
+		if len(b) == 0 {
+			delete(secs, k.EventType)
+		} else {
+			secs[k.EventType] = b
+		}
+	}
+	// In key order, so that the writes walk the table's pages once.
+	keys := make([]hourKey, 0, len(rows))
+	for k, secs := range rows {
+		if len(secs) == 0 {
+			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE customer_id = ? AND hour = ?`, k.customer, k.hour); err != nil {
+				return storeError("save buckets", err)
+			}
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b hourKey) int {
+		return cmp.Or(strings.Compare(a.customer, b.customer), cmp.Compare(a.hour, b.hour))
+	})
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
+		st, err := t.stmt(`INSERT INTO buckets (customer_id, hour, data) VALUES ` + placeholders(n, 3) + `
+			ON CONFLICT (customer_id, hour) DO UPDATE SET data = excluded.data`)
+		if err != nil {
+			return storeError("save buckets", err)
+		}
+		args := make([]any, 0, 3*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.customer, k.hour, rows[k].encode())
+		}
+		keys = keys[n:]
+		if _, err := st.ExecContext(t.ctx, args...); err != nil {
+			return storeError("save buckets", err)
+		}
+	}
+	if newMax > maxHour {
+		return t.setMeta("bucket_max_hour", newMax)
+	}
+	return nil
+}
+
+// LoadCustomerBuckets implements odometer.AggregationTx.
+func (t *aggTx) LoadCustomerBuckets(customerID string, fromHour, toHour int64) (map[odometer.BucketKey][]byte, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT hour, data FROM buckets WHERE customer_id = ? AND hour BETWEEN ? AND ?`,
+		customerID, fromHour, toHour)
+	if err != nil {
+		return nil, storeError("load buckets", err)
+	}
+	defer rows.Close()
+	out := map[odometer.BucketKey][]byte{}
+	for rows.Next() {
+		var hour int64
+		var b []byte
+		if err := rows.Scan(&hour, &b); err != nil {
+			return nil, storeError("load buckets", err)
+		}
+		secs, err := decodeSections(b)
+		if err != nil {
+			return nil, storeError("load buckets", err)
+		}
+		for typ, s := range secs {
+			out[odometer.BucketKey{CustomerID: customerID, EventType: typ, Hour: hour}] = s
+		}
+	}
+	return out, storeError("load buckets", rows.Err())
+}
+
+// meta reads an integer of the meta table; 0 when it is not there.
+func (t *aggTx) meta(key string) (int64, error) {
+	st, err := t.stmt(`SELECT coalesce((SELECT value FROM meta WHERE key = ?), -9223372036854775808)`)
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	err = st.QueryRowContext(t.ctx, key).Scan(&v)
+	return v, err
+}
+
+func (t *aggTx) setMeta(key string, v int64) error {
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, v)
+	return storeError("set meta", err)
+}

@@ -36,7 +36,8 @@ func scanKey(row interface{ Scan(...any) error }) (*odometer.APIKey, error) {
 
 // FindKeyByHash implements odometer.KeyStore.
 func (s *Store) FindKeyByHash(ctx context.Context, hash [32]byte) (*odometer.APIKey, error) {
-	k, err := scanKey(s.read.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash[:]))
+	// Every request asks this: the statement is prepared once.
+	k, err := scanKey(s.findKey.QueryRowContext(ctx, hash[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, odometer.Errorf(odometer.ENOTFOUND, "Key not found")
 	}

@@ -39,6 +39,8 @@ type Store struct {
 
 	// aggLock admits one aggregation run at a time.
 	aggLock chan struct{}
+	// findKey looks a key up by its hash.
+	findKey *sql.Stmt
 }
 
 var (
@@ -99,6 +101,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	read.SetMaxIdleConns(8)
 
 	s := &Store{path: path, write: write, read: read, Now: time.Now, aggLock: make(chan struct{}, 1)}
+	if s.findKey, err = read.PrepareContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ? AND revoked_at IS NULL`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	if s.ids, err = loadIDIndex(ctx, read); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: load id index: %w", path, err)
@@ -117,6 +123,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 func (s *Store) Close() error {
 	if s.ingest != nil {
 		s.ingest.close()
+	}
+	if s.findKey != nil {
+		s.findKey.Close()
 	}
 	err := s.read.Close()
 	if e := s.write.Close(); err == nil {
@@ -145,9 +154,12 @@ func storeError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var se *sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.Code() {
+	// The driver returns a *sqlite3.Error, or a bare ErrorCode or
+	// ExtendedErrorCode (as a COMMIT does on a full disk); errors.As finds
+	// the primary code in each.
+	var code sqlite3.ErrorCode
+	if errors.As(err, &code) {
+		switch code {
 		case sqlite3.FULL, sqlite3.IOERR, sqlite3.CANTOPEN, sqlite3.READONLY:
 			return &odometer.Error{Code: odometer.EUNAVAILABLE, Message: "The store cannot take writes now; nothing was stored. Try again later."}
 		}

@@ -34,6 +34,11 @@ type EventStore interface {
 	// lock (see Aggregator.DeleteEvents), so that no run is folding them.
 	DeleteEvents(ctx context.Context, filter EventFilter) (int, error)
 
+	// PruneEvents deletes the events folded into the aggregates (Seq <=
+	// upto) whose time is before before, without touching the aggregates,
+	// in short transactions. It returns how many.
+	PruneEvents(ctx context.Context, upto int64, before time.Time) (int, error)
+
 	// FindEvents returns events newest first (by arrival), at most
 	// filter.Limit, and the cursor of the next page ("" at the end).
 	FindEvents(ctx context.Context, filter EventFilter) ([]Event, string, error)
@@ -98,6 +103,10 @@ type AggregationStore interface {
 	MaxSeq(ctx context.Context) (int64, error)
 	// Backlog describes the events not yet folded into the aggregates.
 	Backlog(ctx context.Context) (Backlog, error)
+	// OldestUnsettled returns the start of the oldest period that is not
+	// complete, has changed since, or has a delivery of its current
+	// revision not yet delivered; ok is false when there is none.
+	OldestUnsettled(ctx context.Context) (start time.Time, ok bool, err error)
 	// ScanEvents calls fn for each event with after < Seq <= upto of the
 	// customers after fromCustomer ("" for every customer), ordered by
 	// customer and then event type. The Event passed is reused between

@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +34,9 @@ type serveOptions struct {
 	maxEventBytes     int64
 	maxBatchBytes     int64
 	allowPrivate      bool
+	rateLimit         float64
+	rateBurst         int
+	readHeaderTimeout time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -65,6 +71,9 @@ environment variable ODOMETER_API_KEY, when set, is accepted as an admin key.`,
 	f.Int64Var(&o.maxEventBytes, "max-event-bytes", odohttp.DefaultMaxEventBytes, "largest body of POST /usage/{eventType}")
 	f.BoolVar(&o.allowPrivate, "webhook-allow-private", envBool("ODOMETER_WEBHOOK_ALLOW_PRIVATE"), "allow webhooks to loopback and private addresses (ODOMETER_WEBHOOK_ALLOW_PRIVATE=1)")
 	f.Int64Var(&o.maxBatchBytes, "max-batch-bytes", odohttp.DefaultMaxBatchBytes, "largest body of POST /usagebatch")
+	f.Float64Var(&o.rateLimit, "rate-limit", envFloat("ODOMETER_RATE_LIMIT", 0), "requests a second allowed to each API key, past which it gets 429; 0 for no limit (ODOMETER_RATE_LIMIT)")
+	f.IntVar(&o.rateBurst, "rate-burst", int(envFloat("ODOMETER_RATE_BURST", 0)), "requests a key may send at once under --rate-limit; 0 for the rate rounded up (ODOMETER_RATE_BURST)")
+	f.DurationVar(&o.readHeaderTimeout, "read-header-timeout", envDuration("ODOMETER_READ_HEADER_TIMEOUT", 10*time.Second), "how long a client may take to send a request's headers (ODOMETER_READ_HEADER_TIMEOUT)")
 	return cmd
 }
 
@@ -130,6 +139,15 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	if o.aggregateInterval <= 0 {
 		return errors.New("--aggregate-interval must be positive")
 	}
+	if o.rateLimit < 0 || o.rateBurst < 0 {
+		return errors.New("--rate-limit and --rate-burst must be 0 or more")
+	}
+	switch {
+	case o.readHeaderTimeout < 0:
+		return errors.New("--read-header-timeout must be positive")
+	case o.readHeaderTimeout == 0:
+		o.readHeaderTimeout = 10 * time.Second
+	}
 
 	store, err := openStore(ctx, o.db)
 	if err != nil {
@@ -178,13 +196,17 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,
 		Metrics: metrics,
 	}
+	if o.rateLimit > 0 {
+		srv.RateLimit = odohttp.NewRateLimiter(o.rateLimit, o.rateBurst, time.Now)
+		log.Info("rate limit per API key", "perSecond", o.rateLimit, "burst", srv.RateLimit.Burst())
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: o.readHeaderTimeout,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      10 * time.Minute, // a trigger answers when the work is done
 		IdleTimeout:       120 * time.Second,
@@ -197,10 +219,36 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		schedule(runCtx, agg, o.aggregateInterval, log, disp.Kick, metrics)
+		schedule(runCtx, agg, store, o.aggregateInterval, log, disp.Kick, metrics)
+	}()
+	// SIGHUP reloads the configuration file: a file that does not pass the
+	// start-up validation is refused, and the one in force stays.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-hup:
+			}
+			next, err := odometer.LoadConfig(o.config)
+			if err != nil {
+				log.Error("configuration not reloaded; the one in force stays", "err", err)
+				continue
+			}
+			cfgMu.Lock()
+			cfg = next
+			cfgMu.Unlock()
+			log.Info("configuration reloaded", "file", o.config, "eventTypes", strings.Join(next.EventOrder, ","),
+				"webhooks", len(next.Webhooks), "timezone", next.Timezone)
+			disp.Kick()
+		}
 	}()
 	go func() {
 		defer wg.Done()
@@ -228,11 +276,26 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	return nil
 }
 
-// schedule runs the aggregator at start and every interval until ctx ends.
-func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration, log *slog.Logger, kick func(), metrics *odohttp.Metrics) {
+// pruneEvery is how often the scheduler applies the retention.
+const pruneEvery = time.Hour
+
+// schedule runs the aggregator at start and every interval until ctx ends,
+// and applies the events' retention at most every pruneEvery.
+func schedule(ctx context.Context, agg *odometer.Aggregator, events odometer.EventStore, every time.Duration, log *slog.Logger, kick func(), metrics *odohttp.Metrics) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var pruned time.Time
 	for {
+		if time.Since(pruned) >= pruneEvery {
+			pruned = time.Now()
+			n, err := agg.Prune(ctx, events)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Error("retention: pruning events failed", "err", err)
+			case n > 0:
+				log.Info("retention: events pruned", "events", n, "duration", time.Since(pruned).Round(time.Millisecond))
+			}
+		}
 		start := time.Now()
 		res, err := agg.Run(ctx)
 		if metrics != nil && ctx.Err() == nil {
@@ -255,4 +318,24 @@ func schedule(ctx context.Context, agg *odometer.Aggregator, every time.Duration
 		case <-t.C:
 		}
 	}
+}
+
+// envFloat is the number in the environment variable name, or def when it
+// is unset or not a number.
+func envFloat(name string, def float64) float64 {
+	v, err := strconv.ParseFloat(os.Getenv(name), 64)
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// envDuration is the duration in the environment variable name, or def
+// when it is unset or not a duration.
+func envDuration(name string, def time.Duration) time.Duration {
+	v, err := time.ParseDuration(os.Getenv(name))
+	if err != nil {
+		return def
+	}
+	return v
 }

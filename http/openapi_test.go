@@ -434,6 +434,9 @@ func TestOpenAPI_Responses(t *testing.T) {
 			{"GET /keys", "GET", "/keys", srv.AdminKey, "", 200},
 
 			{"GET /metrics", "GET", "/metrics", srv.AdminKey, "", 200},
+			{"GET /stats", "GET", "/stats", srv.ReadKey, "", 200},
+			{"GET /stats", "GET", "/stats", pinned, "", 404},
+			{"GET /stats", "GET", "/stats", srv.IngestKey, "", 403},
 			{"GET /metrics", "GET", "/metrics", srv.ReadKey, "", 403},
 			{"DELETE /events", "DELETE", "/events", srv.AdminKey, "", 400},
 			{"DELETE /events", "DELETE", "/events?customerId=cust_b", srv.AdminKey, "", 200},

@@ -40,8 +40,14 @@ type Server struct {
 	MaxBodyBytes int64
 	// Metrics, when nil, are made by Handler; GET /metrics serves them.
 	Metrics *Metrics
+	// RateLimit, when set, limits each key's requests: past its rate a
+	// request is answered 429 with Retry-After.
+	RateLimit *RateLimiter
 
 	metricsHandler http.Handler
+
+	// ui is the dashboard's state: GET /stats's cache and counts.
+	ui *uiState
 
 	endpoints []string
 
@@ -85,6 +91,7 @@ var routes = []route{
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
+	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
 }
 
 // Handler returns the API's handler.
@@ -107,6 +114,7 @@ func (s *Server) Handler() http.Handler {
 	s.touched = map[string]time.Time{}
 	s.endpoints = nil
 	s.setupMetrics()
+	s.setupUI()
 
 	mux := http.NewServeMux()
 	methods := map[string][]string{}
@@ -120,7 +128,7 @@ func (s *Server) Handler() http.Handler {
 		s.endpoints = append(s.endpoints, rt.method+" "+rt.path)
 		h := func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) }
 		if rt.scope != "" {
-			h = s.authorize(rt.scope, h)
+			h = s.authorize(rt.scope, s.rateLimit(h))
 		}
 		mux.HandleFunc(rt.method+" "+pattern, h)
 	}
@@ -138,6 +146,8 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "Method " + r.Method + " is not allowed here; allowed: " + allow})
 		})
 	}
+	// The dashboard's page and files: public, outside the API's table.
+	mux.HandleFunc("GET /ui/", s.handleUI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found"})
 	})

@@ -109,9 +109,23 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 	}
 	var pairs []aggRev
 	ids, revs := make([]string, 0, len(aggs)), make([]int32, 0, len(aggs))
+	var customers, periods, keys []string
 	for id, rev := range aggs {
 		pairs = append(pairs, aggRev{id, rev})
 		ids, revs = append(ids, id), append(revs, int32(rev))
+		if c, p, k, ok := odometer.ParseAggregationID(id); ok {
+			customers, periods, keys = append(customers, c), append(periods, string(p)), append(keys, k)
+		}
+	}
+	// Lock the aggregations first, in key order: senders of other
+	// endpoints recording tries of the same aggregations wait here, and
+	// then read this transaction's deliveries, so that the last status
+	// written counts every endpoint's latest try.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM aggregations a
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (customer_id, period, period_key)
+			ON (a.customer_id, a.period, a.period_key) = (k.customer_id, k.period, k.period_key)
+		ORDER BY a.customer_id, a.period, a.period_key FOR UPDATE OF a`, customers, periods, keys); err != nil {
+		return storeError("update webhook status", err)
 	}
 	// The webhook status of each aggregation, from the deliveries of its
 	// revision.

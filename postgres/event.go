@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,8 +148,12 @@ func (c *committer) commit(group []*request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	for {
+	for races := 0; ; {
 		again, err := c.try(ctx, group)
+		if err == errDeletedMeanwhile && races < 3 {
+			races++
+			continue
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errUnavailable
 		}
@@ -163,6 +166,10 @@ func (c *committer) commit(group []*request) {
 		}
 	}
 }
+
+// errDeletedMeanwhile: a try raced with a delete of the ids it stores; the
+// group is stored anew.
+var errDeletedMeanwhile = errors.New("insert events: an id was deleted while it was stored again")
 
 // row is one event to insert: request r's event i.
 type row struct {
@@ -259,19 +266,14 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 		return false, storeError("insert events", err)
 	}
 	var seqs []int64
-	inserted := map[string]bool{}
 	for res.Next() {
 		var seq int64
-		var id *string
-		if err := res.Scan(&seq, &id); err != nil {
+		if err := res.Scan(&seq); err != nil {
 			res.Close()
 			br.Close()
 			return false, storeError("insert events", err)
 		}
 		seqs = append(seqs, seq)
-		if id != nil {
-			inserted[*id] = true
-		}
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
@@ -284,26 +286,27 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 	// The rows were inserted in order, so their seqs ascend with them.
 	slices.Sort(seqs)
 
-	// Rows not inserted carry an id already stored: a duplicate, or a
-	// conflict that makes its request stale.
-	var missing []string
+	// Rows not inserted carry a client id stored before: a duplicate, or a
+	// conflict that makes its request stale. Found by their ids, they are
+	// told from the rows just inserted by their seqs.
+	type stored struct{ fp, seq int64 }
+	var before map[string]stored
 	if len(seqs) < len(rows) {
+		now := make(map[int64]bool, len(seqs))
+		for _, q := range seqs {
+			now[q] = true
+		}
+		var ids []string
 		for _, w := range rows {
-			e := &w.r.events[w.i]
-			if e.ClientID && !inserted[e.ID] {
-				missing = append(missing, e.ID)
+			if e := &w.r.events[w.i]; e.ClientID {
+				ids = append(ids, e.ID)
 			}
 		}
-	}
-	type stored struct {
-		fp, seq int64
-	}
-	found := map[string]stored{}
-	if len(missing) > 0 {
-		q, err := tx.Query(ctx, `SELECT id, fp, seq FROM events WHERE client AND id = ANY($1)`, missing)
+		q, err := tx.Query(ctx, `SELECT id, fp, seq FROM events WHERE client AND id = ANY($1)`, ids)
 		if err != nil {
 			return false, storeError("find ids", err)
 		}
+		before = map[string]stored{}
 		for q.Next() {
 			var id string
 			var st stored
@@ -311,24 +314,22 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 				q.Close()
 				return false, storeError("find ids", err)
 			}
-			found[id] = st
+			if !now[st.seq] {
+				before[id] = st
+			}
 		}
 		q.Close()
 		if err := q.Err(); err != nil {
 			return false, storeError("find ids", err)
 		}
+		if len(before)+len(seqs) != len(rows) {
+			// A row was neither inserted nor found: deleted between the
+			// two statements (deletes do not take the ingest lock).
+			return false, errDeletedMeanwhile
+		}
 		for k, w := range rows {
 			e := &w.r.events[w.i]
-			if !e.ClientID || inserted[e.ID] {
-				continue
-			}
-			st, ok := found[e.ID]
-			if !ok {
-				// Not inserted, yet not stored: only a writer that
-				// bypassed the ingest lock could do that.
-				return false, fmt.Errorf("insert events: id %q was neither inserted nor found", e.ID)
-			}
-			if st.fp != in.fps[k] {
+			if st, ok := before[e.ID]; ok && e.ClientID && st.fp != in.fps[k] {
 				w.r.stale, w.r.err, w.r.dup = true, conflict(e.ID), nil
 				again = true
 			}
@@ -344,9 +345,9 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 	k := 0
 	for _, w := range rows {
 		e := &w.r.events[w.i]
-		if e.ClientID && !inserted[e.ID] {
+		if st, ok := before[e.ID]; ok && e.ClientID {
 			w.r.dup[w.i] = true
-			e.Seq = found[e.ID].seq
+			e.Seq = st.seq
 			continue
 		}
 		e.Seq = seqs[k]
@@ -359,13 +360,12 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 }
 
 // insertEvents inserts rows from arrays in their order, skipping client
-// ids already stored. It returns the seq of each row inserted, and its id
-// when the id came from the client.
+// ids already stored, and returns the seq of each row inserted.
 const insertEvents = `INSERT INTO events (id, client, fp, event_type, customer_id, value, metadata, ts, received_at)
 	SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::text[], $5::text[], $6::float8[], $7::bytea[],
 		$8::timestamptz[], $9::timestamptz[])
 	ON CONFLICT (id) WHERE client DO NOTHING
-	RETURNING seq, CASE WHEN client THEN id END`
+	RETURNING seq`
 
 // insertArrays are the columns of the rows to insert.
 type insertArrays struct {

@@ -1,0 +1,616 @@
+package http
+
+// The dashboard in a real browser: headless Chromium driven through the
+// DevTools protocol (chromedp), against a real server over a real SQLite
+// store. The tests skip when /usr/bin/chromium is missing, unless CI is
+// set, when they fail instead. Screenshots go to $ODOMETER_SCREENSHOT_DIR
+// (or the test's temporary directory) and their paths are logged.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/odometer-dev/odometer"
+	"github.com/odometer-dev/odometer/storetest"
+)
+
+// chromiumPath is where Debian's chromium package puts the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// startBrowser starts headless Chromium with a fresh profile and returns
+// its context; new tabs are made from it with newTab.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("browser tests skipped: %s is missing (apt-get install -y chromium); with CI set they fail instead", chromiumPath)
+		}
+		t.Fatalf("CI is set and %s is missing: install it with apt-get install -y chromium", chromiumPath)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	return ctx
+}
+
+// newTab opens a tab of browser with a viewport of width x height, closed
+// when the test ends.
+func newTab(t *testing.T, browser context.Context, width, height int64) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancel()
+	})
+	mustDo(t, ctx, chromedp.EmulateViewport(width, height))
+	return ctx
+}
+
+func mustDo(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+func mustEval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// waitFor waits until the page's expression is truthy.
+func waitFor(t *testing.T, ctx context.Context, js string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.outerHTML.slice(0, 4000)`))
+		t.Fatalf("waiting for %s: %v\npage: %s", js, err, html)
+	}
+}
+
+// signIn opens the dashboard at path (under /ui/), signs in with key and
+// waits until the page named ready has rendered.
+func signIn(t *testing.T, tab context.Context, base, path, key, ready string) {
+	t.Helper()
+	mustDo(t, tab, chromedp.Navigate(base+"/ui/"+path),
+		chromedp.WaitVisible(chromedp.ID("apikey")),
+		chromedp.SendKeys(chromedp.ID("apikey"), key),
+		chromedp.Click(chromedp.ID("signin")))
+	waitReady(t, tab, ready)
+}
+
+func waitReady(t *testing.T, tab context.Context, ready string) {
+	t.Helper()
+	waitFor(t, tab, fmt.Sprintf(`document.body.dataset.ready === %q`, ready))
+}
+
+// goTo moves the page to hash, as a click on a link does, and waits until
+// the page named ready has rendered.
+func goTo(t *testing.T, tab context.Context, hash, ready string) {
+	t.Helper()
+	mustEval[any](t, tab, fmt.Sprintf(`delete document.body.dataset.ready; location.hash = %q; null`, hash))
+	waitReady(t, tab, ready)
+}
+
+// screenshotDir is where the screenshots go.
+func screenshotDir(t *testing.T) string {
+	if d := os.Getenv("ODOMETER_SCREENSHOT_DIR"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// screenshot saves the whole page as name.png and logs where.
+func screenshot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	saveScreenshot(t, tab, name, chromedp.FullScreenshot(100))
+}
+
+// saveScreenshot saves what shot captures as name.png.
+func saveScreenshot(t *testing.T, tab context.Context, name string, shot chromedp.Action[[]byte]) {
+	t.Helper()
+	png, err := chromedp.Run(tab, shot)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(screenshotDir(t), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// uiConfig has a time zone other than UTC, so that the page's period
+// arithmetic is checked against the server's, and no age limit, so that
+// last month's events can be posted.
+const uiConfig = `{
+  "periods": ["hourly", "daily", "weekly", "monthly", "yearly"],
+  "timezone": "Europe/Oslo",
+  "maxEventAge": "0",
+  "events": {
+    "api.calls":        { "op": "sum", "description": "Total API calls" },
+    "storage.bytes":    { "op": "max", "description": "Bytes stored" },
+    "response.time.ms": { "op": "avg" }
+  },
+  "webhooks": [
+    { "url": "https://billing.example.com/hooks/metering", "secret": "` + testSecret + `", "enabled": true }
+  ]
+}`
+
+// uiEvent is one posted event.
+type uiEvent struct {
+	EventType  string    `json:"eventType"`
+	CustomerID string    `json:"customerId"`
+	Value      float64   `json:"value"`
+	Timestamp  time.Time `json:"timestamp"`
+}
+
+// uiData is what the browser tests post: cust_a every day of December and
+// January so far, with an event at 00:30 on 1 January in Oslo (23:30 UTC
+// on 31 December) and a few in the last hours; cust_01..cust_12 some API
+// calls in January, so that the ranking has more than ten to rank.
+func uiData(now time.Time) []uiEvent {
+	var out []uiEvent
+	for d := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC); d.Before(now.Truncate(24 * time.Hour)); d = d.AddDate(0, 0, 1) {
+		n := float64(d.YearDay()%7 + 1)
+		out = append(out,
+			uiEvent{"api.calls", "cust_a", n * 10, d.Add(9 * time.Hour)},
+			uiEvent{"storage.bytes", "cust_a", 1000 * n, d.Add(12 * time.Hour)},
+			uiEvent{"response.time.ms", "cust_a", 100 + n, d.Add(15 * time.Hour)},
+			uiEvent{"response.time.ms", "cust_a", 150 + n, d.Add(15*time.Hour + 30*time.Minute)})
+	}
+	out = append(out, uiEvent{"api.calls", "cust_a", 5, time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC)})
+	for h := 1; h <= 5; h++ {
+		out = append(out, uiEvent{"api.calls", "cust_a", float64(h), now.Add(-time.Duration(h) * 53 * time.Minute)})
+	}
+	for i := 1; i <= 12; i++ {
+		out = append(out, uiEvent{"api.calls", fmt.Sprintf("cust_%02d", i), float64(i * 7), time.Date(2026, 1, 2+i%9, 8, i, 0, 0, time.UTC)},
+			uiEvent{"storage.bytes", fmt.Sprintf("cust_%02d", i), float64(500 * (13 - i)), time.Date(2026, 1, 3, 8, i, 0, 0, time.UTC)})
+	}
+	return out
+}
+
+// openUIServer opens a server over SQLite with uiConfig, posts uiData
+// through the API in batches a minute apart, aggregates, and marks one
+// delivery failed. It returns the server, the events and the failed
+// delivery's id.
+func openUIServer(t *testing.T) (*TestServer, []uiEvent, string) {
+	t.Helper()
+	ts := MustOpenServerConfig(t, func(tb testing.TB) odometer.Store { return storetest.OpenSQLite(tb) }, uiConfig)
+	events := uiData(testNow)
+	const batches = 8
+	for b := 0; b < batches; b++ {
+		ts.SetNow(testNow.Add(-time.Duration(2*(batches-b)) * time.Minute))
+		var part []uiEvent
+		for i := b; i < len(events); i += batches {
+			part = append(part, events[i])
+		}
+		body, _ := json.Marshal(part)
+		ts.MustDo(t, 201, "POST", "/usagebatch", ts.IngestKey, string(body))
+	}
+	ts.SetNow(testNow)
+	ts.mustTrigger(t)
+
+	ds, _, err := ts.Store.FindDeliveries(context.Background(), odometer.DeliveryFilter{Status: odometer.DeliveryPending, CustomerID: "cust_a", Limit: 1})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries: %d, %v", len(ds), err)
+	}
+	last := testNow.Add(-time.Hour)
+	d := ds[0]
+	d.Status, d.Attempts, d.LastError, d.LastStatus, d.LastAttemptAt, d.NextAttemptAt = odometer.DeliveryFailed, 10, "the endpoint answered 503 Service Unavailable", 503, &last, nil
+	if err := ts.Store.RecordAttempts(context.Background(), []*odometer.Delivery{d}); err != nil {
+		t.Fatal(err)
+	}
+	return ts, events, d.ID
+}
+
+// uiUsage is GET /usage's answer.
+type uiUsage struct {
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Usage []uiPoint `json:"usage"`
+}
+
+type uiPoint struct {
+	Key   string  `json:"key"`
+	Value float64 `json:"value"`
+	Count int64   `json:"count"`
+}
+
+// uiChart is a chart as the page drew it.
+type uiChart struct {
+	Type   string    `json:"type"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Window string    `json:"window"`
+	Points []uiPoint `json:"points"`
+}
+
+const readCharts = `[...document.querySelectorAll('figure.chart[data-event-type]')].map(f => ({
+  type: f.dataset.eventType, from: f.dataset.from, to: f.dataset.to, window: f.dataset.window,
+  points: [...f.querySelectorAll('.pt')].map(p => ({key: p.dataset.key, value: Number(p.dataset.value), count: Number(p.dataset.count)}))}))`
+
+// uiCell is a cell of the current period's table.
+type uiCell struct {
+	Type  string `json:"type"`
+	Which string `json:"which"`
+	Value string `json:"value"`
+	Count string `json:"count"`
+	Text  string `json:"text"`
+}
+
+const readCells = `[...document.querySelectorAll('#current tr[data-event-type] td.num[data-value]')].map(td => ({
+  type: td.parentElement.dataset.eventType, which: td.classList.contains('cur') ? 'cur' : 'prev',
+  value: td.dataset.value, count: String(td.dataset.count), text: td.textContent}))`
+
+func (ts *TestServer) usage(t *testing.T, key string, q url.Values) uiUsage {
+	t.Helper()
+	var u uiUsage
+	ts.MustDo(t, 200, "GET", "/usage?"+q.Encode(), key, "").Decode(t, &u)
+	return u
+}
+
+// shownNumber parses a number as the page shows it (1,234.5).
+func shownNumber(t *testing.T, s string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(strings.ReplaceAll(strings.TrimSpace(s), ",", ""), 64)
+	if err != nil {
+		t.Fatalf("shown number %q: %v", s, err)
+	}
+	return v
+}
+
+// monthSum sums the values of one customer's events of one type in the
+// Oslo month that starts at start.
+func monthSum(events []uiEvent, customer, eventType string, start, end time.Time) float64 {
+	sum := 0.0
+	for _, e := range events {
+		if e.CustomerID == customer && e.EventType == eventType && !e.Timestamp.Before(start) && e.Timestamp.Before(end) {
+			sum += e.Value
+		}
+	}
+	return sum
+}
+
+func TestUI_Browser(t *testing.T) {
+	browser := startBrowser(t)
+	ts, events, failedID := openUIServer(t)
+	oslo, _ := time.LoadLocation("Europe/Oslo")
+	jan := time.Date(2026, 1, 1, 0, 0, 0, 0, oslo)
+	dec := time.Date(2025, 12, 1, 0, 0, 0, 0, oslo)
+
+	t.Run("Customer", func(t *testing.T) {
+		tab := newTab(t, browser, 1280, 900)
+		signIn(t, tab, ts.URL, "#/customer/cust_a?range=90d&window=day", ts.ReadKey, "customer")
+		screenshot(t, tab, "customer")
+
+		// The table: this month and last, as GET /usage answers, and as
+		// the events posted add up in Oslo's months.
+		cells := mustEval[[]uiCell](t, tab, readCells)
+		if got, want := len(cells), 6; got != want {
+			t.Fatalf("%d cells with values, want %d: %+v", got, want, cells)
+		}
+		for _, c := range cells {
+			q := url.Values{"customerId": {"cust_a"}, "eventType": {c.Type}, "window": {"month"}}
+			cur := ts.usage(t, ts.ReadKey, q)
+			u := cur
+			if c.Which == "prev" {
+				q.Set("to", cur.From)
+				u = ts.usage(t, ts.ReadKey, q)
+			}
+			if len(u.Usage) != 1 {
+				t.Fatalf("%s %s: GET /usage answered %+v", c.Type, c.Which, u)
+			}
+			if got, want := c.Value, strconv.FormatFloat(u.Usage[0].Value, 'g', -1, 64); got != want {
+				t.Errorf("%s %s: the page shows %s, GET /usage answers %s", c.Type, c.Which, got, want)
+			}
+			if got, want := c.Count, strconv.FormatInt(u.Usage[0].Count, 10); got != want {
+				t.Errorf("%s %s: count %s, GET /usage answers %s", c.Type, c.Which, got, want)
+			}
+			if got, want := shownNumber(t, c.Text), math.Round(u.Usage[0].Value*1000)/1000; got != want {
+				t.Errorf("%s %s: the text %q, want %v", c.Type, c.Which, c.Text, want)
+			}
+			if c.Type == "api.calls" {
+				start, end := jan, jan.AddDate(0, 1, 0)
+				if c.Which == "prev" {
+					start, end = dec, jan
+				}
+				if got, want := u.Usage[0].Value, monthSum(events, "cust_a", "api.calls", start, end); got != want {
+					t.Errorf("api.calls %s: %v, the posted events add up to %v", c.Which, got, want)
+				}
+			}
+		}
+
+		// The charts, at several ranges and windows: each point is one of
+		// GET /usage's, for the same range.
+		for _, tc := range []struct{ rng, window string }{{"90d", "day"}, {"24h", "hour"}, {"90d", "week"}, {"12m", "month"}} {
+			if tc.rng != "90d" || tc.window != "day" {
+				goTo(t, tab, "#/customer/cust_a?range="+tc.rng+"&window="+tc.window, "customer")
+			}
+			charts := mustEval[[]uiChart](t, tab, readCharts)
+			if got, want := len(charts), 3; got != want {
+				t.Fatalf("%d charts, want %d", got, want)
+			}
+			for _, c := range charts {
+				if c.Window != tc.window {
+					t.Fatalf("%s: window %s, want %s", c.Type, c.Window, tc.window)
+				}
+				u := ts.usage(t, ts.ReadKey, url.Values{"customerId": {"cust_a"}, "eventType": {c.Type}, "window": {tc.window}, "from": {c.From}})
+				if u.From != c.From || u.To != c.To {
+					t.Fatalf("%s: range %s..%s, GET /usage %s..%s", c.Type, c.From, c.To, u.From, u.To)
+				}
+				if len(c.Points) == 0 {
+					t.Fatalf("%s %s/%s: no points", c.Type, tc.rng, tc.window)
+				}
+				if got, want := fmt.Sprint(c.Points), fmt.Sprint(u.Usage); got != want {
+					t.Fatalf("%s %s/%s: the chart\n%s\nGET /usage\n%s", c.Type, tc.rng, tc.window, got, want)
+				}
+			}
+			// The range starts at a window's start in Oslo.
+			from, err := time.Parse(time.RFC3339, charts[0].From)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := map[string]odometer.Period{"hour": odometer.Hourly, "day": odometer.Daily, "week": odometer.Weekly, "month": odometer.Monthly}[tc.window]
+			if got := p.PeriodStart(from, oslo); !got.Equal(from) {
+				t.Errorf("%s: the range starts at %v, not at the start of a %s in Oslo", tc.window, from, tc.window)
+			}
+		}
+
+		// Aggregations, with revision and webhook state.
+		goTo(t, tab, "#/customer/cust_a", "customer")
+		mustDo(t, tab, chromedp.SetValue(chromedp.ID("agg-period"), "monthly"))
+		mustEval[any](t, tab, `document.getElementById('agg-period').dispatchEvent(new Event('change')); null`)
+		waitFor(t, tab, `document.querySelector('#aggregations tr[data-id="cust_a_monthly_202512"]')`)
+		row := mustEval[map[string]string](t, tab, `(() => { const r = document.querySelector('#aggregations tr[data-id="cust_a_monthly_202512"]');
+			return {revision: r.dataset.revision, text: r.textContent, calls: r.querySelector('li[data-event-type="api.calls"]').dataset.value}; })()`)
+		if row["revision"] != "1" || !strings.Contains(row["text"], "complete") || !strings.Contains(row["text"], "pending") {
+			t.Errorf("December's row: %q", row)
+		}
+		if got, want := row["calls"], strconv.FormatFloat(monthSum(events, "cust_a", "api.calls", dec, jan), 'g', -1, 64); got != want {
+			t.Errorf("December's api.calls in the aggregation: %s, want %s", got, want)
+		}
+
+		// A read key sees no deliveries.
+		if hidden := mustEval[bool](t, tab, `document.querySelector('#nav a[data-nav="deliveries"]').hidden`); !hidden {
+			t.Error("a read key is shown the deliveries")
+		}
+	})
+
+	t.Run("Pinned", func(t *testing.T) {
+		pinnedKey := ts.MustCreateKey(t, odometer.ScopeRead, "cust_a")
+		tab := newTab(t, browser, 1280, 900)
+		signIn(t, tab, ts.URL, "", pinnedKey, "customer")
+		if got := mustEval[string](t, tab, `document.querySelector('h1[data-customer]').dataset.customer`); got != "cust_a" {
+			t.Fatalf("a key pinned to cust_a opened %q", got)
+		}
+		if hidden := mustEval[bool](t, tab, `document.querySelector('#nav a[data-nav="overview"]').hidden`); !hidden {
+			t.Error("a pinned key is offered the overview")
+		}
+		cells := mustEval[[]uiCell](t, tab, readCells)
+		if len(cells) == 0 {
+			t.Fatal("no usage shown to the pinned key")
+		}
+
+		goTo(t, tab, "#/customer/cust_b", "not-found")
+		if text := mustEval[string](t, tab, `document.getElementById('not-found').textContent`); !strings.Contains(text, "cust_b") {
+			t.Errorf("not found page: %q", text)
+		}
+		if n := mustEval[int](t, tab, `document.querySelectorAll('figure.chart, #current').length`); n != 0 {
+			t.Errorf("%d charts or tables of another customer", n)
+		}
+		screenshot(t, tab, "pinned-not-found")
+		ts.MustDo(t, 404, "GET", "/usage?customerId=cust_b&eventType=api.calls", pinnedKey, "")
+		ts.MustDo(t, 404, "GET", "/aggregations?customerId=cust_b", pinnedKey, "")
+		ts.MustDo(t, 404, "GET", "/stats", pinnedKey, "")
+	})
+
+	t.Run("Overview", func(t *testing.T) {
+		tab := newTab(t, browser, 1280, 900)
+		signIn(t, tab, ts.URL, "", ts.AdminKey, "overview")
+		screenshot(t, tab, "overview")
+		var st struct {
+			EventsPerMinute []struct {
+				Count int64 `json:"count"`
+			} `json:"eventsPerMinute"`
+			Backlog      int64                               `json:"backlog"`
+			TopCustomers map[string][]map[string]interface{} `json:"topCustomers"`
+			Deliveries   map[string]int64                    `json:"deliveries"`
+		}
+		ts.MustDo(t, 200, "GET", "/stats", ts.AdminKey, "").Decode(t, &st)
+
+		// The chart's minutes are the server's, and they count every event
+		// posted: all in the last hour of the server's clock.
+		bars := mustEval[[]float64](t, tab, `[...document.querySelectorAll('#epm .pt')].map(p => Number(p.dataset.value))`)
+		if got, want := len(bars), len(st.EventsPerMinute); got != want {
+			t.Fatalf("%d bars, want %d", got, want)
+		}
+		total := 0.0
+		for i, b := range bars {
+			if b != float64(st.EventsPerMinute[i].Count) {
+				t.Fatalf("minute %d: bar %v, GET /stats %d", i, b, st.EventsPerMinute[i].Count)
+			}
+			total += b
+		}
+		if got, want := total, float64(len(events)); got != want {
+			t.Errorf("the bars add up to %v, %v events were posted", got, want)
+		}
+		if got := shownNumber(t, mustEval[string](t, tab, `document.querySelector('#tile-events .value').textContent`)); got != total {
+			t.Errorf("the tile shows %v events, want %v", got, total)
+		}
+		if got, want := shownNumber(t, mustEval[string](t, tab, `document.querySelector('#tile-deliveries .value').textContent`)), float64(st.Deliveries["failed"]); got != want || want != 1 {
+			t.Errorf("the tile shows %v failed deliveries, GET /stats %v (want 1)", got, want)
+		}
+
+		// The ranking: GET /stats's, and the top ten of January's sums in
+		// Oslo of the events posted.
+		type ranked struct {
+			ID    string  `json:"customerId"`
+			Value float64 `json:"value"`
+		}
+		shown := mustEval[[]ranked](t, tab, `[...document.querySelectorAll('[data-event-type="api.calls"] ol.ranking li')].map(li => ({customerId: li.dataset.customer, value: Number(li.dataset.value)}))`)
+		sums := map[string]float64{}
+		for _, e := range events {
+			if e.EventType == "api.calls" && !e.Timestamp.Before(jan) {
+				sums[e.CustomerID] += e.Value
+			}
+		}
+		var want []ranked
+		for id, v := range sums {
+			want = append(want, ranked{id, v})
+		}
+		sort.Slice(want, func(i, j int) bool {
+			if want[i].Value != want[j].Value {
+				return want[i].Value > want[j].Value
+			}
+			return want[i].ID < want[j].ID
+		})
+		want = want[:10]
+		if got, want := fmt.Sprint(shown), fmt.Sprint(want); got != want {
+			t.Fatalf("top api.calls:\n%s\nwant\n%s", got, want)
+		}
+		var api []ranked
+		for _, r := range st.TopCustomers["api.calls"] {
+			api = append(api, ranked{r["customerId"].(string), r["value"].(float64)})
+		}
+		if got, want := fmt.Sprint(shown), fmt.Sprint(api); got != want {
+			t.Fatalf("top api.calls:\n%s\nGET /stats\n%s", got, want)
+		}
+	})
+
+	t.Run("Deliveries", func(t *testing.T) {
+		tab := newTab(t, browser, 1280, 900)
+		signIn(t, tab, ts.URL, "#/deliveries", ts.AdminKey, "deliveries")
+		row := fmt.Sprintf(`#deliveries-failed tr[data-id=%q]`, failedID)
+		if text := mustEval[string](t, tab, `document.querySelector('`+row+`').textContent`); !strings.Contains(text, "503 Service Unavailable") {
+			t.Fatalf("the failed row: %q", text)
+		}
+		if n := mustEval[int](t, tab, `document.querySelectorAll('#deliveries-pending tr[data-status="pending"]').length`); n == 0 {
+			t.Fatal("no pending deliveries shown")
+		}
+		screenshot(t, tab, "deliveries")
+
+		mustDo(t, tab, chromedp.Click(chromedp.CSS(row+" button.retry")))
+		waitFor(t, tab, fmt.Sprintf(`!document.querySelector('#deliveries-failed tr[data-id=%q]') && document.querySelector('#deliveries-pending tr[data-id=%q]')`, failedID, failedID))
+		d, err := ts.Store.FindDelivery(context.Background(), failedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != odometer.DeliveryPending {
+			t.Fatalf("after retry the delivery is %s, want pending", d.Status)
+		}
+		if msg := mustEval[string](t, tab, `document.getElementById('msg').textContent`); !strings.Contains(msg, failedID) {
+			t.Errorf("message %q does not name the delivery", msg)
+		}
+	})
+
+	t.Run("Configuration", func(t *testing.T) {
+		tab := newTab(t, browser, 1280, 900)
+		signIn(t, tab, ts.URL, "#/config", ts.AdminKey, "config")
+		screenshot(t, tab, "configuration")
+		rows := mustEval[[]string](t, tab, `[...document.querySelectorAll('#event-types tr[data-event-type]')].map(r => r.dataset.eventType + '=' + r.querySelector('.pill').textContent)`)
+		if got, want := strings.Join(rows, " "), "api.calls=sum response.time.ms=avg storage.bytes=max"; got != want {
+			t.Errorf("event types %q, want %q", got, want)
+		}
+		hooks := mustEval[string](t, tab, `document.getElementById('webhooks').textContent`)
+		if !strings.Contains(hooks, "https://billing.example.com/hooks/metering") || !strings.Contains(hooks, "whsec_********") {
+			t.Errorf("webhooks %q", hooks)
+		}
+		if html := mustEval[string](t, tab, `document.documentElement.outerHTML`); strings.Contains(html, testSecret) {
+			t.Error("the page shows the webhook secret")
+		}
+		if got := mustEval[string](t, tab, `document.getElementById('settings').textContent`); !strings.Contains(got, "Europe/Oslo") {
+			t.Errorf("settings %q", got)
+		}
+	})
+
+	t.Run("Phone", func(t *testing.T) {
+		tab := newTab(t, browser, 390, 844)
+		signIn(t, tab, ts.URL, "#/customer/cust_a?range=30d&window=day", ts.ReadKey, "customer")
+		screenshot(t, tab, "customer-phone")
+		saveScreenshot(t, tab, "customer-phone-first-screen", chromedp.CaptureScreenshot())
+		// Nothing wider than the screen: tables scroll in their own boxes.
+		if w := mustEval[int](t, tab, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("the page is %d px wide on a 390 px screen", w)
+		}
+		if w := mustEval[float64](t, tab, `Math.max(...[...document.querySelectorAll('figure.chart svg')].map(s => s.getBoundingClientRect().right))`); w > 390 {
+			t.Errorf("a chart reaches %v px on a 390 px screen", w)
+		}
+		if fits := mustEval[bool](t, tab, `(() => { const t = document.getElementById('current'); return t.scrollWidth <= t.parentElement.clientWidth; })()`); !fits {
+			t.Error("this month's table is wider than a 390 px screen")
+		}
+	})
+
+	t.Run("WrongKey", func(t *testing.T) {
+		tab := newTab(t, browser, 1280, 900)
+		for key, want := range map[string]string{"odo_wrong": "This key was refused.", ts.IngestKey: "may not read usage"} {
+			mustDo(t, tab, chromedp.Navigate(ts.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("apikey")),
+				chromedp.SendKeys(chromedp.ID("apikey"), key), chromedp.Click(chromedp.ID("signin")))
+			waitFor(t, tab, fmt.Sprintf(`document.getElementById('msg').textContent.includes(%q)`, want))
+			if stored := mustEval[string](t, tab, `sessionStorage.getItem('odometer.key') || ''`); stored != "" {
+				t.Errorf("a refused key was kept")
+			}
+		}
+	})
+
+	// Last: it posts events.
+	t.Run("AutoRefresh", func(t *testing.T) {
+		tab := newTab(t, browser, 1280, 900)
+		signIn(t, tab, ts.URL, "?refresh=1", ts.AdminKey, "overview")
+		// A reload would lose this.
+		mustEval[any](t, tab, `window.marker = 'kept'; null`)
+		lastBar := `Number([...document.querySelectorAll('#epm .pt')].pop().dataset.value)`
+		before := mustEval[float64](t, tab, lastBar)
+		ts.MustPostEvent(t, "api.calls", `{"customerId": "cust_a", "value": 7}`)
+		waitFor(t, tab, fmt.Sprintf(`%s === %v`, lastBar, before+1))
+
+		goTo(t, tab, "#/customer/cust_a", "customer")
+		cell := `document.querySelector('#current tr[data-event-type="api.calls"] td.cur').dataset.value`
+		old := mustEval[string](t, tab, cell)
+		v, _ := strconv.ParseFloat(old, 64)
+		ts.MustPostEvent(t, "api.calls", `{"customerId": "cust_a", "value": 7}`)
+		waitFor(t, tab, fmt.Sprintf(`Number(%s) === %v`, cell, v+7))
+		if got := mustEval[string](t, tab, `String(window.marker)`); got != "kept" {
+			t.Fatal("the page was reloaded")
+		}
+		u := ts.usage(t, ts.ReadKey, url.Values{"customerId": {"cust_a"}, "eventType": {"api.calls"}, "window": {"month"}})
+		if got, want := mustEval[string](t, tab, cell), strconv.FormatFloat(u.Usage[0].Value, 'g', -1, 64); got != want {
+			t.Errorf("after refresh the page shows %s, GET /usage %s", got, want)
+		}
+	})
+}

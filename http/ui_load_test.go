@@ -1,0 +1,244 @@
+package http
+
+// The dashboard's load over a large store, in headless Chromium: the time
+// from navigation to the overview rendered, and the bytes transferred.
+// It needs minutes to build its store the first time (then cached under
+// os.TempDir()), so it runs only with ODOMETER_UI_LOAD_TEST=1:
+//
+//	ODOMETER_UI_LOAD_TEST=1 go test ./http/ -run TestUI_Load -v
+//
+// The store: ODOMETER_UI_LOAD_CUSTOMERS customers (default 10,000), each
+// with one event a day for the 365 days before the clock (3.65 million
+// events), through the store's CreateEvents in batches of 10,000, then
+// one aggregation run (all five periods). docs/DASHBOARD.md and
+// docs/PERFORMANCE.md keep the figures.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/odometer-dev/odometer"
+	"github.com/odometer-dev/odometer/sqlite"
+)
+
+// loadConfig has no webhook: a year of completed periods would otherwise
+// fill the outbox with millions of deliveries that no receiver takes.
+const loadConfig = `{
+  "periods": ["hourly", "daily", "weekly", "monthly", "yearly"],
+  "maxEventAge": "0",
+  "events": {
+    "api.calls":        { "op": "sum" },
+    "storage.bytes":    { "op": "max" },
+    "response.time.ms": { "op": "avg" }
+  }
+}`
+
+var loadTypes = []string{"api.calls", "storage.bytes", "response.time.ms"}
+
+const (
+	loadDays  = 365
+	loadBatch = 10_000
+)
+
+func loadCustomers() int {
+	if n, err := strconv.Atoi(os.Getenv("ODOMETER_UI_LOAD_CUSTOMERS")); err == nil && n > 0 {
+		return n
+	}
+	return 10_000
+}
+
+// loadStore returns the path of the built store of n customers, building
+// it the first time.
+func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "odometer-uiload-v1")
+	path := filepath.Join(dir, fmt.Sprintf("store-%d.db", n))
+	if _, err := os.Stat(path); err == nil {
+		t.Logf("using the store built before: %s", path)
+		return path
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".building"
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(tmp + suffix)
+	}
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	first := testNow.Truncate(24*time.Hour).AddDate(0, 0, -loadDays)
+	batch := make([]odometer.Event, 0, loadBatch)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, err := s.CreateEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for d := 0; d < loadDays; d++ {
+		day := first.AddDate(0, 0, d)
+		for c := 0; c < n; c++ {
+			at := day.Add(time.Duration((c+d)%24)*time.Hour + time.Duration(c%60)*time.Minute)
+			batch = append(batch, odometer.Event{
+				ID: odometer.NewID("evt_"), EventType: loadTypes[(c+d)%len(loadTypes)], CustomerID: fmt.Sprintf("cust_%05d", c),
+				Value: float64((c*7+d)%100 + 1), Time: at, ReceivedAt: at,
+			})
+			if len(batch) == loadBatch {
+				flush()
+			}
+		}
+	}
+	flush()
+	inserted := time.Since(start)
+	agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return testNow }}
+	start = time.Now()
+	res, err := agg.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s: %d events inserted in %v, aggregated in %v (%d aggregations)", path, n*loadDays,
+		inserted.Round(time.Second), time.Since(start).Round(time.Second), res.AggregationsCreated)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// byteCounter counts the bytes of the response bodies it serves, as sent
+// (compressed when they are).
+type byteCounter struct {
+	http.Handler
+	n atomic.Int64
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+func (c *byteCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.Handler.ServeHTTP(countingWriter{w, &c.n}, r)
+}
+
+// cacheDisabled turns the tab's HTTP cache off, so that every load fetches
+// everything, as a first visit does.
+func cacheDisabled() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, t, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: true})
+		return err
+	})
+}
+
+// pageLoad is what the page measured of one load.
+type pageLoad struct {
+	// Rendered is the time from navigation start to the overview drawn.
+	Rendered float64 `json:"rendered"`
+	// Transfer is the bytes of the page and every resource it fetched,
+	// headers included, by the Resource Timing API.
+	Transfer float64 `json:"transfer"`
+	Requests int     `json:"requests"`
+}
+
+const measureLoad = `(() => {
+  const mark = performance.getEntriesByName('odometer:overview')[0];
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  return {rendered: mark.startTime, transfer: nav.transferSize + res.reduce((a, r) => a + r.transferSize, 0), requests: res.length + 1};
+})()`
+
+func TestUI_Load(t *testing.T) {
+	if os.Getenv("ODOMETER_UI_LOAD_TEST") == "" {
+		t.Skip("the dashboard's load test builds a store of 3.65 million events: run it with ODOMETER_UI_LOAD_TEST=1")
+	}
+	browser := startBrowser(t)
+	cfg, err := odometer.ParseConfig("load", []byte(loadConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := loadCustomers()
+	path := loadStore(t, cfg, n)
+	store, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ts := MustOpenServerConfig(t, func(testing.TB) odometer.Store { return store }, loadConfig)
+	counter := &byteCounter{Handler: ts.Handler}
+	srv := httptest.NewServer(counter)
+	t.Cleanup(srv.Close)
+
+	tab := newTab(t, browser, 1280, 900)
+	mustDo(t, tab, cacheDisabled())
+	signIn(t, tab, srv.URL, "", ts.AdminKey, "overview")
+	if got := mustEval[int](t, tab, `document.querySelectorAll('[data-event-type="api.calls"] ol.ranking li').length`); got != 10 {
+		t.Fatalf("%d top customers shown, want 10", got)
+	}
+
+	// Each load asks GET /stats anew: the clock moves past its cache.
+	const loads = 5
+	var cold []pageLoad
+	var served []int64
+	for i := 0; i < loads; i++ {
+		ts.SetNow(testNow.Add(time.Duration(i+1) * 11 * time.Second))
+		counter.n.Store(0)
+		mustDo(t, tab, chromedp.Navigate(fmt.Sprintf("%s/ui/?load=%d#/overview", srv.URL, i)))
+		waitReady(t, tab, "overview")
+		cold = append(cold, mustEval[pageLoad](t, tab, measureLoad))
+		served = append(served, counter.n.Load())
+	}
+	// And once more within the cache's 10 seconds.
+	mustDo(t, tab, chromedp.Navigate(srv.URL+"/ui/?load=warm#/overview"))
+	waitReady(t, tab, "overview")
+	warm := mustEval[pageLoad](t, tab, measureLoad)
+	sort.Slice(cold, func(i, j int) bool { return cold[i].Rendered < cold[j].Rendered })
+	t.Logf("%d customers, %d events: overview rendered (cold GET /stats) median %.0f ms, max %.0f ms; warm %.0f ms",
+		n, n*loadDays, cold[loads/2].Rendered, cold[loads-1].Rendered, warm.Rendered)
+	t.Logf("transferred: %.0f bytes in %d requests (Resource Timing, headers included); response bodies as sent: %d bytes",
+		cold[0].Transfer, cold[0].Requests, served[0])
+
+	// Cost of GET /stats alone, cold, from Go.
+	ts.SetNow(testNow.Add(time.Hour))
+	start := time.Now()
+	ts.MustDo(t, 200, "GET", "/stats", ts.AdminKey, "")
+	t.Logf("GET /stats with an empty cache: %v", time.Since(start).Round(time.Millisecond))
+
+	if got := cold[loads-1].Rendered; got >= 1000 {
+		t.Errorf("the overview rendered in %.0f ms, want under 1000", got)
+	}
+	for _, l := range cold {
+		if l.Transfer >= 300_000 {
+			t.Errorf("the overview transferred %.0f bytes, want under 300 KB", l.Transfer)
+		}
+	}
+}

@@ -118,6 +118,7 @@ type runner struct {
 	slots    map[typeSlot]*State
 	done     []customerFold // folded, not yet written
 	pending  int            // events in done
+	slotsIn  int            // slots in done: each may touch a bucket and five periods
 }
 
 func (r *runner) add(e *Event) error {
@@ -148,7 +149,10 @@ func (r *runner) endCustomer(ctx context.Context) error {
 	}
 	r.done = append(r.done, customerFold{r.customer, r.slots})
 	r.slots = make(map[typeSlot]*State, len(r.slots))
-	if r.pending >= r.flushEvents {
+	r.slotsIn += len(r.done[len(r.done)-1].slots)
+	// Flush by events, and by slots too: sparse events each touch their
+	// own periods, and it is what a flush touches that it holds in memory.
+	if r.pending >= r.flushEvents || r.slotsIn >= r.flushEvents/4 {
 		return r.write(ctx, false)
 	}
 	return nil
@@ -195,7 +199,7 @@ func (r *runner) write(ctx context.Context, last bool) error {
 	r.res.PeriodsRevised += res.PeriodsRevised
 	r.st, r.stored = next, next
 	r.done = r.done[:0]
-	r.pending = 0
+	r.pending, r.slotsIn = 0, 0
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,6 +161,28 @@ func profileTo(tb testing.TB, path string) func() {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
+// resetPeakRSS resets the process's peak resident set (Linux), so that
+// peakRSS tells the peak of what runs after it.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns the process's peak resident set in bytes (VmHWM), 0
+// where it cannot be read.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 // peakHeap samples the Go heap until stop is closed.
 func peakHeap(stop chan struct{}) *atomic.Uint64 {
 	var peak atomic.Uint64
@@ -240,6 +263,7 @@ func BenchmarkAggregate(b *testing.B) {
 			runtime.GC()
 			stop := make(chan struct{})
 			peak := peakHeap(stop)
+			resetPeakRSS()
 			b.StartTimer()
 			start := time.Now()
 			res, err := agg.Run(ctx)
@@ -249,6 +273,9 @@ func BenchmarkAggregate(b *testing.B) {
 			fullSeconds = time.Since(start).Seconds()
 			b.StopTimer()
 			close(stop)
+			if rss := peakRSS(); rss > 0 {
+				b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MB")
+			}
 			if res.EventsProcessed != n {
 				b.Fatalf("processed %d events, want %d", res.EventsProcessed, n)
 			}

@@ -301,7 +301,7 @@ func BenchmarkIngest(b *testing.B) {
 			bt.Queue(`INSERT INTO events (id, client, fp, event_type, customer_id, value, metadata, ts, received_at)
 				SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::text[], $5::text[], $6::float8[], $7::bytea[],
 					$8::timestamptz[], $8::timestamptz[])
-				ON CONFLICT (id) WHERE client DO NOTHING RETURNING seq, CASE WHEN client THEN id END`,
+				ON CONFLICT (id) WHERE client DO NOTHING RETURNING seq`,
 				a.ids, a.client, a.fps, a.types, a.customers, a.values, a.metadata, a.ts)
 			if err := tx.SendBatch(ctx, bt).Close(); err != nil {
 				return err
@@ -328,7 +328,7 @@ func BenchmarkIngest(b *testing.B) {
 				return err
 			}
 			rows, err := tx.Query(ctx, `INSERT INTO events (id, client, fp, event_type, customer_id, value, metadata, ts, received_at)
-				SELECT * FROM events_in ON CONFLICT (id) WHERE client DO NOTHING RETURNING seq, CASE WHEN client THEN id END`)
+				SELECT * FROM events_in ON CONFLICT (id) WHERE client DO NOTHING RETURNING seq`)
 			if err != nil {
 				return err
 			}

@@ -46,38 +46,6 @@ func (s *Store) MaxSeq(ctx context.Context) (int64, error) {
 	return n, storeError("max seq", err)
 }
 
-// ScanEvents implements odometer.AggregationStore. SQLite sorts the range
-// (spilling to a temporary file when it is large), so the aggregator holds
-// one customer at a time, not the whole range.
-func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*odometer.Event) error) error {
-	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, ts FROM events
-		WHERE seq > ? AND seq <= ? AND customer_id > ? ORDER BY customer_id, event_type`, after, upto, fromCustomer)
-	if err != nil {
-		return storeError("scan events", err)
-	}
-	defer rows.Close()
-	var e odometer.Event
-	var customer, eventType sql.RawBytes
-	for rows.Next() {
-		var ts int64
-		if err := rows.Scan(&customer, &eventType, &e.Seq, &e.Value, &ts); err != nil {
-			return storeError("scan events", err)
-		}
-		// The rows come sorted: keep one string per run of equal values.
-		if string(customer) != e.CustomerID {
-			e.CustomerID = string(customer)
-		}
-		if string(eventType) != e.EventType {
-			e.EventType = string(eventType)
-		}
-		e.Time = fromMS(ts)
-		if err := fn(&e); err != nil {
-			return err
-		}
-	}
-	return storeError("scan events", rows.Err())
-}
-
 // Aggregate implements odometer.AggregationStore. In one process the
 // single write connection already excludes every other writer.
 func (s *Store) Aggregate(ctx context.Context, fn func(odometer.AggregationTx) error) error {

@@ -240,6 +240,15 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 	}
 	c.Events = make(map[string]EventType, len(events))
 	c.EventOrder = objectKeys(raw["events"])
+	if len(c.EventOrder) != len(events) {
+		seen := map[string]bool{}
+		for _, n := range c.EventOrder {
+			if seen[n] {
+				return fail("events."+n, "given more than once; each event type once")
+			}
+			seen[n] = true
+		}
+	}
 	for name, msg := range events {
 		key := "events." + name
 		if err := ValidateEventTypeName(name); err != nil {

@@ -51,14 +51,13 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg.Location == nil {
 			t.Fatal("no Location")
 		}
-		// EventOrder and Events hold the same names. (A name the file
-		// gives twice is listed twice in EventOrder; the last definition
-		// is the one in Events.)
+		// EventOrder and Events hold the same names, each once: a name
+		// given twice is refused.
 		listed := map[string]bool{}
 		for _, name := range cfg.EventOrder {
 			listed[name] = true
 		}
-		if len(listed) != len(cfg.Events) {
+		if len(listed) != len(cfg.Events) || len(cfg.EventOrder) != len(cfg.Events) {
 			t.Fatalf("EventOrder %q for %d event types", cfg.EventOrder, len(cfg.Events))
 		}
 		for _, name := range cfg.EventOrder {

@@ -363,3 +363,13 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestParseConfig_EventTypeTwice(t *testing.T) {
+	_, err := odometer.ParseConfig("systemconfig.json", []byte(`{"events": {"a": {"op": "sum"}, "b": {"op": "max"}, "a": {"op": "min"}}}`))
+	if err == nil {
+		t.Fatal("an event type given twice: no error")
+	}
+	if got, want := err.Error(), "config systemconfig.json: events.a: given more than once; each event type once"; got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -157,4 +158,11 @@ func (c *Config) InvalidEventType(t string) string {
 	}
 	t = strings.ToValidUTF8(t, "\uFFFD")
 	return "Invalid event type: " + t + ". Must be one of: " + strings.Join(c.EventOrder, ", ")
+}
+
+// ConflictError is the answer to an event whose client id is stored, or
+// given earlier in the same request, with a different body.
+func ConflictError(id string) error {
+	return &Error{Code: ECONFLICT,
+		Message: "An event with id " + strconv.Quote(id) + " is already stored, or given earlier in this request, with a different body; nothing of this request was stored"}
 }

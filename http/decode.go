@@ -46,6 +46,10 @@ func jsonError(body []byte, err error, want string) error {
 	if errors.As(err, &dup) {
 		return odometer.Errorf(odometer.EINVALID, "Request body has the key %q more than once", string(dup))
 	}
+	var unknown errUnknownKey
+	if errors.As(err, &unknown) {
+		return odometer.Errorf(odometer.EINVALID, "Request body has the unknown key %q; it must be %s", string(unknown), want)
+	}
 	return odometer.Errorf(odometer.EINVALID, "Request body must be %s", want)
 }
 

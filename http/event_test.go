@@ -266,7 +266,7 @@ func TestUsageEvent_Idempotency(t *testing.T) {
 						hdr = []string{"Idempotency-Key", "evt-1"}
 					}
 					r := srv.Do(t, "POST", "/usage/"+tt.eventType, srv.IngestKey, tt.body, hdr...)
-					checkRefusal(t, r, http.StatusConflict, `An event with id "evt-1" is already stored with a different body`, "")
+					checkRefusal(t, r, http.StatusConflict, `An event with id "evt-1" is already stored, or given earlier in this request, with a different body; nothing of this request was stored`, "")
 					events := srv.Events(t)
 					if got, want := len(events), 1; got != want {
 						t.Fatalf("stored events: %d, want %d", got, want)
@@ -540,7 +540,7 @@ func TestUsageBatch_Captured(t *testing.T) {
 				{"eventType": "api.calls", "customerId": "a", "value": 2, "id": "c-1"}
 			]`
 			r := srv.Do(t, "POST", "/usagebatch", srv.IngestKey, body)
-			checkRefusal(t, r, http.StatusConflict, `An event with id "c-1" is already stored with a different body`, "")
+			checkRefusal(t, r, http.StatusConflict, `An event with id "c-1" is already stored, or given earlier in this request, with a different body; nothing of this request was stored`, "")
 			srv.mustCount(t, 0)
 		})
 
@@ -553,7 +553,7 @@ func TestUsageBatch_Captured(t *testing.T) {
 				{"eventType": "api.calls", "customerId": "a", "value": 2, "id": "c-2"}
 			]`
 			r := srv.Do(t, "POST", "/usagebatch", srv.IngestKey, body)
-			checkRefusal(t, r, http.StatusConflict, `An event with id "c-2" is already stored with a different body`, "")
+			checkRefusal(t, r, http.StatusConflict, `An event with id "c-2" is already stored, or given earlier in this request, with a different body; nothing of this request was stored`, "")
 			events := srv.Events(t)
 			if len(events) != 1 || events[0].ID != "c-2" || events[0].Value != 1 {
 				t.Fatalf("stored %+v, want only c-2 with value 1", events)

@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -34,7 +33,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		CustomerID string `json:"customerId"`
 		Name       string `json:"name"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil {
+	if err := strictObject(body, &in, "scope", "customerId", "name"); err != nil {
 		s.writeError(w, r, jsonError(body, err, `a JSON object such as {"scope": "ingest", "name": "web app"}`))
 		return
 	}

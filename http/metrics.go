@@ -285,6 +285,7 @@ var reasons = func() map[int]string {
 		r[status] = code
 	}
 	r[http.StatusUnprocessableEntity] = odometer.EINVALID
+	r[http.StatusTooManyRequests] = "rate_limited"
 	return r
 }()
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"unicode/utf16"
 )
@@ -229,3 +230,37 @@ func wireMessage(err error) string {
 	}
 	return "event must be a JSON object"
 }
+
+// strictObject decodes the JSON object body into v (a struct with json
+// tags) for admin bodies: only the keys named in fields, each at most once
+// and exactly as written (encoding/json alone would take "Scope" for
+// "scope", and the second of two "scope"s).
+func strictObject(body []byte, v any, fields ...string) error {
+	if !json.Valid(body) {
+		return syntaxError(body)
+	}
+	seen := map[string]bool{}
+	err := eachMember(body, func(key, _ []byte) error {
+		var k string
+		if json.Unmarshal(key, &k) != nil {
+			return errNotObject
+		}
+		if !slices.Contains(fields, k) {
+			return errUnknownKey(k)
+		}
+		if seen[k] {
+			return errDuplicateKey(k)
+		}
+		seen[k] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// errUnknownKey is a key an admin body does not take.
+type errUnknownKey string
+
+func (e errUnknownKey) Error() string { return "unknown key " + strconv.Quote(string(e)) }

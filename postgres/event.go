@@ -213,7 +213,7 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 				}
 				if ok {
 					if p.fp != fp {
-						r.err = conflict(e.ID)
+						r.err = odometer.ConflictError(e.ID)
 						break
 					}
 					r.dup[i] = true
@@ -330,7 +330,7 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 		for k, w := range rows {
 			e := &w.r.events[w.i]
 			if st, ok := before[e.ID]; ok && e.ClientID && st.fp != in.fps[k] {
-				w.r.stale, w.r.err, w.r.dup = true, conflict(e.ID), nil
+				w.r.stale, w.r.err, w.r.dup = true, odometer.ConflictError(e.ID), nil
 				again = true
 			}
 		}
@@ -395,11 +395,6 @@ func (a *insertArrays) add(e *odometer.Event, fp int64) {
 func (a *insertArrays) truncate(n int) {
 	a.ids, a.client, a.fps, a.types, a.customers = a.ids[:n], a.client[:n], a.fps[:n], a.types[:n], a.customers[:n]
 	a.values, a.metadata, a.ts, a.received = a.values[:n], a.metadata[:n], a.ts[:n], a.received[:n]
-}
-
-func conflict(id string) error {
-	return &odometer.Error{Code: odometer.ECONFLICT,
-		Message: "An event with id " + strconv.Quote(id) + " is already stored with a different body"}
 }
 
 // FindEvents implements odometer.EventStore.

@@ -311,7 +311,7 @@ func (c *committer) commit(group []*request) {
 			}
 			if j, ok := mine[e.ID]; ok {
 				if fps[j] != fps[i] {
-					r.err = conflict(e.ID)
+					r.err = odometer.ConflictError(e.ID)
 					break
 				}
 				r.dup[i] = true
@@ -323,7 +323,7 @@ func (c *committer) commit(group []*request) {
 			if p, ok := added[e.ID]; ok {
 				found = true
 				if p.fp != fps[i] {
-					r.err = conflict(e.ID)
+					r.err = odometer.ConflictError(e.ID)
 				}
 				e.Seq = p.seq
 			}
@@ -354,7 +354,7 @@ func (c *committer) commit(group []*request) {
 				if id == e.ID {
 					found = true
 					if fp != fps[i] {
-						r.err = conflict(e.ID)
+						r.err = odometer.ConflictError(e.ID)
 					}
 					e.Seq = old
 				}
@@ -415,11 +415,6 @@ func (c *committer) commit(group []*request) {
 	for _, p := range later {
 		s.ids.add(odometer.IDHash(p.id), p.seq)
 	}
-}
-
-func conflict(id string) error {
-	return &odometer.Error{Code: odometer.ECONFLICT,
-		Message: "An event with id " + strconv.Quote(id) + " is already stored with a different body"}
 }
 
 // FindEvents implements odometer.EventStore.

@@ -221,7 +221,7 @@ func TestSend_Conflict(t *testing.T) {
 	if got, want := [3]int{sum.Stored, sum.Duplicates, sum.Refused}, [3]int{2, 0, 1}; got != want {
 		t.Fatalf("stored, duplicates, refused %v, want %v", got, want)
 	}
-	if sum.Refusals[0].Line != 2 || !strings.Contains(sum.Refusals[0].Reason, `"x-1" is already stored with a different body`) {
+	if sum.Refusals[0].Line != 2 || !strings.Contains(sum.Refusals[0].Reason, `"x-1" is already stored, or given earlier in this request, with a different body`) {
 		t.Fatalf("refusal %+v", sum.Refusals[0])
 	}
 

@@ -109,8 +109,8 @@ type AggregationStore interface {
 	OldestUnsettled(ctx context.Context) (start time.Time, ok bool, err error)
 	// ScanEvents calls fn for each event with after < Seq <= upto of the
 	// customers after fromCustomer ("" for every customer), ordered by
-	// customer and then event type. The Event passed is reused between
-	// calls; fn must copy what it keeps.
+	// customer. The Event passed is reused between calls; fn must copy
+	// what it keeps.
 	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*Event) error) error
 	// ScanFolded calls fn for each event folded into the aggregates (Seq <=
 	// upto, with no run in progress) whose time is in [from, to).

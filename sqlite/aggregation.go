@@ -66,6 +66,9 @@ type aggTx struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// rows are the bucket rows LoadBuckets read (or found missing), for
+	// SaveBuckets to rewrite without reading them again.
+	rows map[hourKey]sections
 }
 
 // stmt returns the transaction's prepared statement for q.
@@ -152,6 +155,16 @@ func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.A
 		return nil, storeError("load aggregations", err)
 	}
 	keys = slices.DeleteFunc(slices.Clone(keys), func(k odometer.AggregationKey) bool { return k.Key > newest[k.Period] })
+	// Customers with no aggregation at all (as in a first run) are found
+	// with one look-up each, not one for each of their periods.
+	customers := map[string]bool{}
+	for _, k := range keys {
+		customers[k.CustomerID] = false
+	}
+	if err := t.existing("aggregations", customers); err != nil {
+		return nil, storeError("load aggregations", err)
+	}
+	keys = slices.DeleteFunc(keys, func(k odometer.AggregationKey) bool { return !customers[k.CustomerID] })
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
 		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (customer_id, period, period_key) IN (VALUES ` + placeholders(n, 3) + `)`)

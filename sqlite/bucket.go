@@ -80,6 +80,12 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 	if err != nil {
 		return nil, err
 	}
+	if t.rows == nil {
+		t.rows = map[hourKey]sections{}
+	}
+	for k := range want {
+		t.rows[k] = rows[k] // nil: known not to exist
+	}
 	out := make(map[odometer.BucketKey][]byte, len(keys))
 	for _, k := range keys {
 		if b, ok := rows[hourKey{k.CustomerID, k.Hour}][k.EventType]; ok {
@@ -89,11 +95,22 @@ func (t *aggTx) LoadBuckets(keys []odometer.BucketKey) (map[odometer.BucketKey][
 	return out, nil
 }
 
-// loadRows reads the rows named, in multi-row statements.
+// loadRows reads the rows named, in multi-row statements. The customers
+// with no row at all (as in a first run) are found first, with one look-up
+// each rather than one for each of their hours.
 func (t *aggTx) loadRows(want map[hourKey]bool) (map[hourKey]sections, error) {
+	customers := map[string]bool{}
+	for k := range want {
+		customers[k.customer] = false
+	}
+	if err := t.existing("buckets", customers); err != nil {
+		return nil, storeError("load buckets", err)
+	}
 	keys := make([]hourKey, 0, len(want))
 	for k := range want {
-		keys = append(keys, k)
+		if customers[k.customer] {
+			keys = append(keys, k)
+		}
 	}
 	out := make(map[hourKey]sections, len(keys))
 	for len(keys) > 0 {
@@ -141,17 +158,25 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 		return storeError("save buckets", err)
 	}
 	want := map[hourKey]bool{}
+	rows := map[hourKey]sections{}
 	newMax := maxHour
 	for k := range buckets {
-		if k.Hour <= maxHour {
-			want[hourKey{k.CustomerID, k.Hour}] = true
+		hk := hourKey{k.CustomerID, k.Hour}
+		if secs, ok := t.rows[hk]; ok {
+			rows[hk] = secs // read by LoadBuckets
+		} else if k.Hour <= maxHour {
+			want[hk] = true
 		}
 		newMax = max(newMax, k.Hour)
 	}
-	rows, err := t.loadRows(want)
+	more, err := t.loadRows(want)
 	if err != nil {
 		return err
 	}
+	for k, secs := range more {
+		rows[k] = secs
+	}
+	t.rows = nil
 	for k, b := range buckets {
 		hk := hourKey{k.CustomerID, k.Hour}
 		secs := rows[hk]
@@ -225,6 +250,43 @@ func (t *aggTx) LoadCustomerBuckets(customerID string, fromHour, toHour int64) (
 		}
 	}
 	return out, storeError("load buckets", rows.Err())
+}
+
+// existing sets customers[c] for each customer c that has a row in table.
+func (t *aggTx) existing(table string, customers map[string]bool) error {
+	list := make([]string, 0, len(customers))
+	for c := range customers {
+		list = append(list, c)
+	}
+	for len(list) > 0 {
+		n := min(len(list), 4*chunk)
+		st, err := t.stmt(`SELECT DISTINCT customer_id FROM ` + table + ` WHERE customer_id IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`)
+		if err != nil {
+			return err
+		}
+		args := make([]any, n)
+		for i, c := range list[:n] {
+			args[i] = c
+		}
+		list = list[n:]
+		rows, err := st.QueryContext(t.ctx, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return err
+			}
+			customers[c] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // meta reads an integer of the meta table; 0 when it is not there.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"bufio"
-	"cmp"
 	"container/heap"
 	"context"
 	"database/sql"
@@ -33,9 +32,9 @@ type scanned struct {
 	ts                  int64
 }
 
-func (a *scanned) cmp(b *scanned) int {
-	return cmp.Or(strings.Compare(a.customer, b.customer), strings.Compare(a.eventType, b.eventType))
-}
+// cmp orders by customer: the aggregator folds one customer at a time, in
+// any order of its events.
+func (a *scanned) cmp(b *scanned) int { return strings.Compare(a.customer, b.customer) }
 
 // ScanEvents implements odometer.AggregationStore.
 func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*odometer.Event) error) error {
@@ -100,7 +99,15 @@ func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer str
 	defer rows.Close()
 	out := make([]scanned, 0, min(scanRun, int(min(upto-after, math.MaxInt32))))
 	var customer, eventType sql.RawBytes
-	var prevC, prevT string
+	strs := map[string]string{} // one string for each customer and type
+	intern := func(b []byte) string {
+		if s, ok := strs[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		strs[s] = s
+		return s
+	}
 	n := 0
 	for rows.Next() {
 		var r scanned
@@ -112,14 +119,7 @@ func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer str
 		if string(customer) <= fromCustomer {
 			continue // done by the run that stopped midway
 		}
-		// Consecutive events often share a customer or a type: one string each.
-		if string(customer) != prevC {
-			prevC = string(customer)
-		}
-		if string(eventType) != prevT {
-			prevT = string(eventType)
-		}
-		r.customer, r.eventType = prevC, prevT
+		r.customer, r.eventType = intern(customer), intern(eventType)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

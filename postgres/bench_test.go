@@ -227,6 +227,24 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 
+	// Two replicas on the same database: two stores, each with its pool
+	// and its group committer, the clients split between them; beside
+	// store/clients=4, which is one replica with as many clients.
+	store2, err := postgres.Open(ctx, db.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store2.Close()
+	b.Run("replicas=2/clients=4", func(b *testing.B) {
+		stores := []*postgres.Store{store, store2}
+		interleave(b, db, 4, func(evs [][]odometer.Event) error {
+			return parallel(len(evs), 4, func(i int) error {
+				_, err := stores[i%2].CreateEvents(ctx, evs[i])
+				return err
+			})
+		})
+	})
+
 	cfg, err := odometer.ParseConfig("bench", []byte(`{"periods": ["daily"], "events": {`+
 		`"api.calls": {"op": "sum"}, "storage.bytes": {"op": "max"}, "response.time.ms": {"op": "avg"}, "compute.seconds": {"op": "sum"},`+
 		`"bandwidth.bytes": {"op": "sum"}, "tokens.used": {"op": "sum"}, "jobs.run": {"op": "count"}}, "webhooks": []}`))

@@ -252,12 +252,44 @@ func (t *aggTx) LoadCustomerBuckets(customerID string, fromHour, toHour int64) (
 	return out, storeError("load buckets", rows.Err())
 }
 
-// existing sets customers[c] for each customer c that has a row in table.
+// existing sets customers[c] for each customer c that may have a row in
+// table: those that have one, or, when a sample shows that most customers
+// have rows (the usual run, after the first), every customer, since then
+// the look-ups would save nothing.
 func (t *aggTx) existing(table string, customers map[string]bool) error {
 	list := make([]string, 0, len(customers))
 	for c := range customers {
 		list = append(list, c)
 	}
+	if len(list) > 2*sampleCustomers {
+		sample := map[string]bool{}
+		for _, c := range list[:sampleCustomers] {
+			sample[c] = false
+		}
+		if err := t.lookupCustomers(table, list[:sampleCustomers], sample); err != nil {
+			return err
+		}
+		found := 0
+		for _, ok := range sample {
+			if ok {
+				found++
+			}
+		}
+		if found*2 >= sampleCustomers {
+			for c := range customers {
+				customers[c] = true
+			}
+			return nil
+		}
+	}
+	return t.lookupCustomers(table, list, customers)
+}
+
+// sampleCustomers is how many customers existing looks up first.
+const sampleCustomers = 64
+
+// lookupCustomers sets customers[c] for each c of list with a row in table.
+func (t *aggTx) lookupCustomers(table string, list []string, customers map[string]bool) error {
 	for len(list) > 0 {
 		n := min(len(list), 4*chunk)
 		st, err := t.stmt(`SELECT DISTINCT customer_id FROM ` + table + ` WHERE customer_id IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`)

@@ -357,3 +357,35 @@ func (d *Dispatcher) attempt(ctx context.Context, w Webhook, dl *Delivery) (gone
 	dl.Status, dl.NextAttemptAt = DeliveryPending, &next
 	return false
 }
+
+// WebhookStatusOf is an aggregation's webhookStatus, from the deliveries
+// of its current revision (one for each endpoint): delivered once every
+// endpoint has it; the most tries of any endpoint; the latest try; the
+// error of the latest try that failed.
+func WebhookStatusOf(ds []Delivery) WebhookStatus {
+	var w WebhookStatus
+	undelivered := 0
+	var errAt *time.Time // the try lastError comes from
+	for i := range ds {
+		d := &ds[i]
+		if d.Status != DeliveryDelivered {
+			undelivered++
+		}
+		w.Attempts = max(w.Attempts, d.Attempts)
+		if d.DeliveredAt != nil && (w.DeliveredAt == nil || d.DeliveredAt.After(*w.DeliveredAt)) {
+			w.DeliveredAt = d.DeliveredAt
+		}
+		if d.LastAttemptAt != nil && (w.LastAttemptAt == nil || d.LastAttemptAt.After(*w.LastAttemptAt)) {
+			w.LastAttemptAt = d.LastAttemptAt
+		}
+		if d.LastError != "" && (w.LastError == "" || (d.LastAttemptAt != nil && (errAt == nil || d.LastAttemptAt.After(*errAt)))) {
+			w.LastError, errAt = d.LastError, d.LastAttemptAt
+		}
+		w.DryRun = w.DryRun || d.DryRun
+	}
+	w.Delivered = len(ds) > 0 && undelivered == 0
+	if !w.Delivered {
+		w.DeliveredAt = nil
+	}
+	return w
+}

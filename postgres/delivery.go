@@ -135,20 +135,19 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 	if err != nil {
 		return storeError("update webhook status", err)
 	}
-	acc := map[string]*whAcc{}
+	byAgg := map[string][]odometer.Delivery{}
 	for rows.Next() {
 		var id string
-		var r whRow
-		if err := rows.Scan(&id, &r.status, &r.attempts, &r.deliveredAt, &r.lastErr, &r.lastAttempt, &r.dryRun); err != nil {
+		var d odometer.Delivery
+		var lastErr *string
+		if err := rows.Scan(&id, &d.Status, &d.Attempts, &d.DeliveredAt, &lastErr, &d.LastAttemptAt, &d.DryRun); err != nil {
 			rows.Close()
 			return storeError("update webhook status", err)
 		}
-		w := acc[id]
-		if w == nil {
-			w = &whAcc{}
-			acc[id] = w
+		if lastErr != nil {
+			d.LastError = *lastErr
 		}
-		w.add(r)
+		byAgg[id] = append(byAgg[id], d)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -160,74 +159,19 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 		if !ok {
 			continue
 		}
-		w := acc[p.id]
-		if w == nil {
-			w = &whAcc{}
+		st := odometer.WebhookStatusOf(byAgg[p.id])
+		var lastErr *string
+		if st.LastError != "" {
+			lastErr = &st.LastError
 		}
-		st := w.status()
 		b.Queue(`UPDATE aggregations SET wh_delivered = $1, wh_attempts = $2, wh_delivered_at = $3, wh_last_error = $4,
 			wh_last_attempt_at = $5, wh_dry_run = $6 WHERE customer_id = $7 AND period = $8 AND period_key = $9 AND revision = $10`,
-			st.delivered, st.attempts, st.deliveredAt, st.lastError, st.lastAttemptAt, st.dryRun, customer, string(period), key, int32(p.rev))
+			st.Delivered, int32(st.Attempts), st.DeliveredAt, lastErr, st.LastAttemptAt, st.DryRun, customer, string(period), key, int32(p.rev))
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return storeError("update webhook status", err)
 	}
 	return storeError("record attempts", tx.Commit(ctx))
-}
-
-// whRow is one delivery of an aggregation's revision.
-type whRow struct {
-	status                   string
-	attempts                 int
-	deliveredAt, lastAttempt *time.Time
-	lastErr                  *string
-	dryRun                   bool
-}
-
-// whAcc computes an aggregation's webhookStatus from the deliveries of
-// its revision: delivered once every endpoint has it; the most tries of
-// any endpoint; the last error of the latest failed try.
-type whAcc struct {
-	n, undelivered             int
-	attempts                   int
-	deliveredAt, lastAttemptAt *time.Time
-	lastError                  *string
-	errAt                      *time.Time // last_attempt_at of the row lastError came from
-	dryRun                     bool
-}
-
-func (w *whAcc) add(r whRow) {
-	w.n++
-	if r.status != odometer.DeliveryDelivered {
-		w.undelivered++
-	}
-	w.attempts = max(w.attempts, r.attempts)
-	if r.deliveredAt != nil && (w.deliveredAt == nil || r.deliveredAt.After(*w.deliveredAt)) {
-		w.deliveredAt = r.deliveredAt
-	}
-	if r.lastAttempt != nil && (w.lastAttemptAt == nil || r.lastAttempt.After(*w.lastAttemptAt)) {
-		w.lastAttemptAt = r.lastAttempt
-	}
-	if r.lastErr != nil && (w.lastError == nil || (r.lastAttempt != nil && (w.errAt == nil || r.lastAttempt.After(*w.errAt)))) {
-		w.lastError, w.errAt = r.lastErr, r.lastAttempt
-	}
-	w.dryRun = w.dryRun || r.dryRun
-}
-
-type whStatus struct {
-	delivered, dryRun          bool
-	attempts                   int32
-	deliveredAt, lastAttemptAt *time.Time
-	lastError                  *string
-}
-
-func (w *whAcc) status() whStatus {
-	st := whStatus{delivered: w.n > 0 && w.undelivered == 0, dryRun: w.dryRun, attempts: int32(w.attempts),
-		deliveredAt: w.deliveredAt, lastAttemptAt: w.lastAttemptAt, lastError: w.lastError}
-	if !st.delivered {
-		st.deliveredAt = nil
-	}
-	return st
 }
 
 // FindDeliveries implements odometer.DeliveryStore.

@@ -129,7 +129,11 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 		if err != nil {
 			return storeError("update webhook status", err)
 		}
-		if _, err := upd.ExecContext(ctx, w.delivered, w.attempts, w.deliveredAt, w.lastError, w.lastAttemptAt, w.dryRun,
+		var lastErr any
+		if w.LastError != "" {
+			lastErr = w.LastError
+		}
+		if _, err := upd.ExecContext(ctx, w.Delivered, w.Attempts, nullMS(w.DeliveredAt), lastErr, nullMS(w.LastAttemptAt), w.DryRun,
 			customer, string(period), key, rev); err != nil {
 			return storeError("update webhook status", err)
 		}
@@ -137,59 +141,29 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 	return storeError("record attempts", tx.Commit())
 }
 
-// whStatus is an aggregation's webhookStatus as stored.
-type whStatus struct {
-	delivered, dryRun          bool
-	attempts                   int
-	deliveredAt, lastAttemptAt sql.NullInt64
-	lastError                  sql.NullString
-}
-
 // webhookStatus computes an aggregation's webhookStatus from the
-// deliveries of its revision: delivered once every endpoint has it; the
-// most tries of any endpoint; the last error of the latest failed try.
-func webhookStatus(ctx context.Context, sel *sql.Stmt, aggID string, revision int) (whStatus, error) {
-	var w whStatus
+// deliveries of its revision.
+func webhookStatus(ctx context.Context, sel *sql.Stmt, aggID string, revision int) (odometer.WebhookStatus, error) {
 	rows, err := sel.QueryContext(ctx, aggID, revision)
 	if err != nil {
-		return w, err
+		return odometer.WebhookStatus{}, err
 	}
 	defer rows.Close()
-	n, undelivered := 0, 0
-	var errAt sql.NullInt64 // last_attempt_at of the row lastError came from
+	var ds []odometer.Delivery
 	for rows.Next() {
-		var status string
-		var attempts int
+		var d odometer.Delivery
 		var deliveredAt, lastAttempt sql.NullInt64
 		var lastErr sql.NullString
-		var dry bool
-		if err := rows.Scan(&status, &attempts, &deliveredAt, &lastErr, &lastAttempt, &dry); err != nil {
-			return w, err
+		if err := rows.Scan(&d.Status, &d.Attempts, &deliveredAt, &lastErr, &lastAttempt, &d.DryRun); err != nil {
+			return odometer.WebhookStatus{}, err
 		}
-		n++
-		if status != odometer.DeliveryDelivered {
-			undelivered++
-		}
-		w.attempts = max(w.attempts, attempts)
-		if deliveredAt.Valid && (!w.deliveredAt.Valid || deliveredAt.Int64 > w.deliveredAt.Int64) {
-			w.deliveredAt = deliveredAt
-		}
-		if lastAttempt.Valid && (!w.lastAttemptAt.Valid || lastAttempt.Int64 > w.lastAttemptAt.Int64) {
-			w.lastAttemptAt = lastAttempt
-		}
-		if lastErr.Valid && (!w.lastError.Valid || (lastAttempt.Valid && (!errAt.Valid || lastAttempt.Int64 > errAt.Int64))) {
-			w.lastError, errAt = lastErr, lastAttempt
-		}
-		w.dryRun = w.dryRun || dry
+		d.DeliveredAt, d.LastAttemptAt, d.LastError = fromNullMS(deliveredAt), fromNullMS(lastAttempt), lastErr.String
+		ds = append(ds, d)
 	}
 	if err := rows.Err(); err != nil {
-		return w, err
+		return odometer.WebhookStatus{}, err
 	}
-	w.delivered = n > 0 && undelivered == 0
-	if !w.delivered {
-		w.deliveredAt = sql.NullInt64{}
-	}
-	return w, nil
+	return odometer.WebhookStatusOf(ds), nil
 }
 
 // FindDeliveries implements odometer.DeliveryStore.

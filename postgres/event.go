@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,116 +13,29 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// request is one CreateEvents call waiting for its commit.
-type request struct {
-	events []odometer.Event
-	dup    []bool
-	err    error
-	done   chan struct{}
-	// stale: an id of the request is stored with another fingerprint. The
-	// request has failed, and its group is stored without it.
-	stale bool
-}
-
-// committer is the group commit: one goroutine takes every request queued
-// while the previous commit ran and stores them in one transaction, so
-// that concurrent requests share one commit and one turn of the ingest
-// lock.
+// committer stores the groups of the group commit, so that concurrent
+// requests share one commit and one turn of the ingest lock.
 type committer struct {
-	mu      sync.RWMutex // held to send, taken to close
-	closed  bool
-	s       *Store
-	queue   chan *request
-	stop    chan struct{}
-	stopped chan struct{}
+	*odometer.GroupCommit
+	s *Store
 }
 
-const (
-	// maxGroup bounds the events of one commit.
-	maxGroup = 20_000
-	// commitTimeout bounds one group's commit, waits for the ingest lock
-	// included, so that a database cut off by the network fails requests
-	// rather than hold them.
-	commitTimeout = time.Minute
-)
+// commitTimeout bounds one group's commit, waits for the ingest lock
+// included, so that a database cut off by the network fails requests
+// rather than hold them.
+const commitTimeout = time.Minute
 
 func newCommitter(s *Store) *committer {
-	c := &committer{s: s, queue: make(chan *request, 1024), stop: make(chan struct{}), stopped: make(chan struct{})}
-	go c.run()
+	c := &committer{s: s}
+	c.GroupCommit = odometer.NewGroupCommit(c.commit)
 	return c
 }
 
-func (c *committer) close() {
-	// Wait for the senders in flight, so that nothing is queued after the
-	// committer has drained the queue for the last time.
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.stop)
-	}
-	c.mu.Unlock()
-	<-c.stopped
-}
-
-var errClosed = &odometer.Error{Code: odometer.EUNAVAILABLE, Message: "The server is shutting down; nothing was stored. Try again."}
-
-func (c *committer) run() {
-	defer close(c.stopped)
-	for {
-		var first *request
-		select {
-		case first = <-c.queue:
-		case <-c.stop:
-			// Refuse what is still queued: nothing of it was stored.
-			for {
-				select {
-				case r := <-c.queue:
-					r.err = errClosed
-					close(r.done)
-				default:
-					return
-				}
-			}
-		}
-		group := []*request{first}
-		n := len(first.events)
-	drain:
-		for n < maxGroup {
-			select {
-			case r := <-c.queue:
-				group = append(group, r)
-				n += len(r.events)
-			default:
-				break drain
-			}
-		}
-		c.commit(group)
-		for _, r := range group {
-			close(r.done)
-		}
-	}
-}
+func (c *committer) close() { c.GroupCommit.Close() }
 
 // CreateEvents implements odometer.EventStore.
 func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
-	r := &request{events: events, done: make(chan struct{})}
-	c := s.ingest
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return nil, errClosed
-	}
-	select {
-	case c.queue <- r:
-		c.mu.RUnlock()
-	case <-ctx.Done():
-		c.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	// Once queued, wait for the outcome even if the client goes away: the
-	// answer must say what was stored.
-	<-r.done
-	return r.dup, r.err
+	return s.ingest.Submit(ctx, events)
 }
 
 // commit stores a group in one transaction. A request with a conflicting
@@ -138,18 +50,21 @@ func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bo
 // no subtransaction: a savepoint per request would exceed PostgreSQL's
 // cache of 64 subtransactions in large groups, and slow every snapshot on
 // the server.
-func (c *committer) commit(group []*request) {
+func (c *committer) commit(group []*odometer.IngestRequest) {
 	fail := func(err error) {
 		for _, r := range group {
-			if r.err == nil {
-				r.err, r.dup = err, nil
+			if r.Err == nil {
+				r.Err, r.Dup = err, nil
 			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
+	// stale: the requests with an id stored with another fingerprint. They
+	// have failed, and the group is stored without them.
+	stale := map[*odometer.IngestRequest]bool{}
 	for races := 0; ; {
-		again, err := c.try(ctx, group)
+		again, err := c.try(ctx, group, stale)
 		if err == errDeletedMeanwhile && races < 3 {
 			races++
 			continue
@@ -173,7 +88,7 @@ var errDeletedMeanwhile = errors.New("insert events: an id was deleted while it 
 
 // row is one event to insert: request r's event i.
 type row struct {
-	r *request
+	r *odometer.IngestRequest
 	i int
 }
 
@@ -186,7 +101,7 @@ type ref struct {
 // try stores the requests of the group that are not stale. It reports
 // again when it found a request to be stale, rolled back, and the rest
 // must be stored anew.
-func (c *committer) try(ctx context.Context, group []*request) (again bool, err error) {
+func (c *committer) try(ctx context.Context, group []*odometer.IngestRequest, stale map[*odometer.IngestRequest]bool) (again bool, err error) {
 	s := c.s
 	var rows []row
 	// dupOf: the duplicate dup takes the Seq of the event of.
@@ -195,16 +110,16 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 	added := map[string]ref{} // client ids stored by the group
 	var in insertArrays
 	for _, r := range group {
-		if r.stale {
+		if stale[r] {
 			continue
 		}
-		r.err = nil
-		r.dup = make([]bool, len(r.events))
+		r.Err = nil
+		r.Dup = make([]bool, len(r.Events))
 		mine := map[string]ref{}
 		start := len(rows)
 		var mySames []dupOf
-		for i := range r.events {
-			e := &r.events[i]
+		for i := range r.Events {
+			e := &r.Events[i]
 			fp := e.Fingerprint()
 			if e.ClientID {
 				p, ok := mine[e.ID]
@@ -213,10 +128,10 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 				}
 				if ok {
 					if p.fp != fp {
-						r.err = odometer.ConflictError(e.ID)
+						r.Err = odometer.ConflictError(e.ID)
 						break
 					}
-					r.dup[i] = true
+					r.Dup[i] = true
 					mySames = append(mySames, dupOf{row{r, i}, p.row})
 					continue
 				}
@@ -225,8 +140,8 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 			rows = append(rows, row{r, i})
 			in.add(e, fp)
 		}
-		if r.err != nil {
-			r.dup = nil
+		if r.Err != nil {
+			r.Dup = nil
 			rows = rows[:start]
 			in.truncate(start)
 			continue
@@ -298,7 +213,7 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 		}
 		var ids []string
 		for _, w := range rows {
-			if e := &w.r.events[w.i]; e.ClientID {
+			if e := &w.r.Events[w.i]; e.ClientID {
 				ids = append(ids, e.ID)
 			}
 		}
@@ -328,9 +243,10 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 			return false, errDeletedMeanwhile
 		}
 		for k, w := range rows {
-			e := &w.r.events[w.i]
+			e := &w.r.Events[w.i]
 			if st, ok := before[e.ID]; ok && e.ClientID && st.fp != in.fps[k] {
-				w.r.stale, w.r.err, w.r.dup = true, odometer.ConflictError(e.ID), nil
+				stale[w.r] = true
+				w.r.Err, w.r.Dup = odometer.ConflictError(e.ID), nil
 				again = true
 			}
 		}
@@ -344,9 +260,9 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 
 	k := 0
 	for _, w := range rows {
-		e := &w.r.events[w.i]
+		e := &w.r.Events[w.i]
 		if st, ok := before[e.ID]; ok && e.ClientID {
-			w.r.dup[w.i] = true
+			w.r.Dup[w.i] = true
 			e.Seq = st.seq
 			continue
 		}
@@ -354,7 +270,7 @@ func (c *committer) try(ctx context.Context, group []*request) (again bool, err 
 		k++
 	}
 	for _, d := range sames {
-		d.dup.r.events[d.dup.i].Seq = d.of.r.events[d.of.i].Seq
+		d.dup.r.Events[d.dup.i].Seq = d.of.r.Events[d.of.i].Seq
 	}
 	return false, nil
 }

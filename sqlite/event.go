@@ -55,24 +55,12 @@ func (ix *idIndex) lookup(h int64) []int64 {
 	return append([]int64{s}, ix.extra[h]...)
 }
 
-// request is one CreateEvents call waiting for its commit.
-type request struct {
-	events []odometer.Event
-	dup    []bool
-	err    error
-	done   chan struct{}
-}
-
-// committer is the group commit: one goroutine takes every request queued
-// while the previous commit ran and stores them in one transaction, so
-// that concurrent requests share one fsync.
+// committer stores the groups of the group commit, so that concurrent
+// requests share one fsync. It owns the write connection's prepared
+// statements and the next seq.
 type committer struct {
-	mu      sync.RWMutex // held to send, taken to close
-	closed  bool
+	*odometer.GroupCommit
 	s       *Store
-	queue   chan *request
-	stop    chan struct{}
-	stopped chan struct{}
 	nextSeq int64
 
 	// Statements prepared on the one write connection, for the
@@ -81,88 +69,22 @@ type committer struct {
 	get   *sql.Stmt
 }
 
-// maxGroup bounds the events of one commit.
-const maxGroup = 20_000
-
 func newCommitter(s *Store, maxSeq int64) *committer {
-	c := &committer{s: s, queue: make(chan *request, 1024), stop: make(chan struct{}), stopped: make(chan struct{}), nextSeq: maxSeq + 1,
-		stmts: map[int]*sql.Stmt{}}
-	go c.run()
+	c := &committer{s: s, nextSeq: maxSeq + 1, stmts: map[int]*sql.Stmt{}}
+	c.GroupCommit = odometer.NewGroupCommit(c.commit)
 	return c
 }
 
+// close stops the group commit, then closes the statements: no commit
+// runs any more.
 func (c *committer) close() {
-	// Wait for the senders in flight, so that nothing is queued after the
-	// committer has drained the queue for the last time.
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.stop)
-	}
-	c.mu.Unlock()
-	<-c.stopped
-}
-
-var errClosed = &odometer.Error{Code: odometer.EUNAVAILABLE, Message: "The server is shutting down; nothing was stored. Try again."}
-
-func (c *committer) run() {
-	defer close(c.stopped)
-	defer c.closeStmts()
-	for {
-		var first *request
-		select {
-		case first = <-c.queue:
-		case <-c.stop:
-			// Refuse what is still queued: nothing of it was stored.
-			for {
-				select {
-				case r := <-c.queue:
-					r.err = errClosed
-					close(r.done)
-				default:
-					return
-				}
-			}
-		}
-		group := []*request{first}
-		n := len(first.events)
-	drain:
-		for n < maxGroup {
-			select {
-			case r := <-c.queue:
-				group = append(group, r)
-				n += len(r.events)
-			default:
-				break drain
-			}
-		}
-		c.commit(group)
-		for _, r := range group {
-			close(r.done)
-		}
-	}
+	c.GroupCommit.Close()
+	c.closeStmts()
 }
 
 // CreateEvents implements odometer.EventStore.
 func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
-	r := &request{events: events, done: make(chan struct{})}
-	c := s.ingest
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return nil, errClosed
-	}
-	select {
-	case c.queue <- r:
-		c.mu.RUnlock()
-	case <-ctx.Done():
-		c.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	// Once queued, wait for the outcome even if the client goes away: the
-	// answer must say what was stored.
-	<-r.done
-	return r.dup, r.err
+	return s.ingest.Submit(ctx, events)
 }
 
 type pendingID struct {
@@ -260,14 +182,14 @@ func (c *committer) closeStmts() {
 // adding it after the commit would touch a random place of a large map
 // twice. The ids of a request that fails, or of a group whose transaction
 // fails, are taken out again.
-func (c *committer) commit(group []*request) {
+func (c *committer) commit(group []*odometer.IngestRequest) {
 	s := c.s
 	ctx := context.Background()
 	var early []int64 // hashes put in the index by this group
 	fail := func(err error) {
 		for _, r := range group {
-			if r.err == nil {
-				r.err, r.dup = err, nil
+			if r.Err == nil {
+				r.Err, r.Dup = err, nil
 			}
 		}
 		for _, h := range early {
@@ -293,17 +215,17 @@ func (c *committer) commit(group []*request) {
 	var later []pendingID           // ids to index after the commit
 	var fps []int64
 	for _, r := range group {
-		r.dup = make([]bool, len(r.events))
-		if cap(fps) < len(r.events) {
-			fps = make([]int64, len(r.events))
+		r.Dup = make([]bool, len(r.Events))
+		if cap(fps) < len(r.Events) {
+			fps = make([]int64, len(r.Events))
 		}
-		fps = fps[:len(r.events)]
-		mine := make(map[string]int, len(r.events)) // id -> index within the request
+		fps = fps[:len(r.Events)]
+		mine := make(map[string]int, len(r.Events)) // id -> index within the request
 		mineEarly := len(early)
 		var mineLater []pendingID
 		next := seq // the seq the next new event of the request will have
-		for i := range r.events {
-			e := &r.events[i]
+		for i := range r.Events {
+			e := &r.Events[i]
 			fps[i] = e.Fingerprint()
 			if !e.ClientID {
 				next++
@@ -311,10 +233,10 @@ func (c *committer) commit(group []*request) {
 			}
 			if j, ok := mine[e.ID]; ok {
 				if fps[j] != fps[i] {
-					r.err = odometer.ConflictError(e.ID)
+					r.Err = odometer.ConflictError(e.ID)
 					break
 				}
-				r.dup[i] = true
+				r.Dup[i] = true
 				continue
 			}
 			mine[e.ID] = i
@@ -323,7 +245,7 @@ func (c *committer) commit(group []*request) {
 			if p, ok := added[e.ID]; ok {
 				found = true
 				if p.fp != fps[i] {
-					r.err = odometer.ConflictError(e.ID)
+					r.Err = odometer.ConflictError(e.ID)
 				}
 				e.Seq = p.seq
 			}
@@ -354,15 +276,15 @@ func (c *committer) commit(group []*request) {
 				if id == e.ID {
 					found = true
 					if fp != fps[i] {
-						r.err = odometer.ConflictError(e.ID)
+						r.Err = odometer.ConflictError(e.ID)
 					}
 					e.Seq = old
 				}
 			}
-			if r.err != nil {
+			if r.Err != nil {
 				break
 			}
-			r.dup[i] = found
+			r.Dup[i] = found
 			if found {
 				continue
 			}
@@ -374,8 +296,8 @@ func (c *committer) commit(group []*request) {
 			}
 			next++
 		}
-		if r.err != nil {
-			r.dup = nil
+		if r.Err != nil {
+			r.Dup = nil
 			for _, h := range early[mineEarly:] {
 				delete(s.ids.seq, h)
 			}
@@ -385,11 +307,11 @@ func (c *committer) commit(group []*request) {
 		later = append(later, mineLater...)
 		// The request is valid: store what is new, in the order of the
 		// seqs given above.
-		for i := range r.events {
-			if r.dup[i] {
+		for i := range r.Events {
+			if r.Dup[i] {
 				continue
 			}
-			e := &r.events[i]
+			e := &r.Events[i]
 			var idh any
 			if e.ClientID {
 				idh = odometer.IDHash(e.ID)

@@ -213,13 +213,13 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 	seq := c.nextSeq
 	added := map[string]pendingID{} // ids stored by this group
 	var later []pendingID           // ids to index after the commit
-	var fps []int64
+	var fps, hs []int64 // the fingerprint and id hash of each event of a request
 	for _, r := range group {
 		r.Dup = make([]bool, len(r.Events))
 		if cap(fps) < len(r.Events) {
-			fps = make([]int64, len(r.Events))
+			fps, hs = make([]int64, len(r.Events)), make([]int64, len(r.Events))
 		}
-		fps = fps[:len(r.Events)]
+		fps, hs = fps[:len(r.Events)], hs[:len(r.Events)]
 		mine := make(map[string]int, len(r.Events)) // id -> index within the request
 		mineEarly := len(early)
 		var mineLater []pendingID
@@ -241,6 +241,7 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 			}
 			mine[e.ID] = i
 			h := odometer.IDHash(e.ID)
+			hs[i] = h
 			found := false
 			if p, ok := added[e.ID]; ok {
 				found = true
@@ -314,7 +315,7 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 			e := &r.Events[i]
 			var idh any
 			if e.ClientID {
-				idh = odometer.IDHash(e.ID)
+				idh = hs[i]
 				added[e.ID] = pendingID{e.ID, fps[i], seq}
 			}
 			if err := w.add(seq, e, idh, fps[i]); err != nil {

@@ -213,7 +213,7 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 	seq := c.nextSeq
 	added := map[string]pendingID{} // ids stored by this group
 	var later []pendingID           // ids to index after the commit
-	var fps, hs []int64 // the fingerprint and id hash of each event of a request
+	var fps, hs []int64             // the fingerprint and id hash of each event of a request
 	for _, r := range group {
 		r.Dup = make([]bool, len(r.Events))
 		if cap(fps) < len(r.Events) {

@@ -165,15 +165,16 @@ func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.A
 		return nil, storeError("load aggregations", err)
 	}
 	keys = slices.DeleteFunc(keys, func(k odometer.AggregationKey) bool { return !customers[k.CustomerID] })
+	slices.SortFunc(keys, compareAggregationKeys)
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (customer_id, period, period_key) IN (VALUES ` + placeholders(n, 3) + `)`)
+		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (period, period_key, customer_id) IN (VALUES ` + placeholders(n, 3) + `)`)
 		if err != nil {
 			return nil, storeError("load aggregations", err)
 		}
 		args := make([]any, 0, 3*n)
 		for _, k := range keys[:n] {
-			args = append(args, k.CustomerID, string(k.Period), k.Key)
+			args = append(args, string(k.Period), k.Key, k.CustomerID)
 		}
 		keys = keys[n:]
 		rows, err := st.QueryContext(t.ctx, args...)
@@ -194,6 +195,12 @@ func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.A
 		}
 	}
 	return out, nil
+}
+
+// compareAggregationKeys orders keys as the table's primary key does:
+// period type, period, customer.
+func compareAggregationKeys(a, b odometer.AggregationKey) int {
+	return cmp.Or(strings.Compare(string(a.Period), string(b.Period)), strings.Compare(a.Key, b.Key), strings.Compare(a.CustomerID, b.CustomerID))
 }
 
 // newestKeys returns the newest key of each period type ever written.
@@ -236,16 +243,14 @@ func (t *aggTx) SaveAggregations(aggs []*odometer.Aggregation) error {
 	}
 	// In key order, so that the writes walk the table's pages once.
 	aggs = slices.Clone(aggs)
-	slices.SortFunc(aggs, func(a, b *odometer.Aggregation) int {
-		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(string(a.Period), string(b.Period)), strings.Compare(a.PeriodKey, b.PeriodKey))
-	})
+	slices.SortFunc(aggs, func(a, b *odometer.Aggregation) int { return compareAggregationKeys(a.Key(), b.Key()) })
 	const cols = 11
 	for len(aggs) > 0 {
 		n := min(len(aggs), chunk)
 		// The webhook status belongs to the sender; a new revision starts it afresh.
 		st, err := t.stmt(`INSERT INTO aggregations (customer_id, period, period_key, period_start, period_end, updated_at, states, complete, revision, dirty, published)
 			VALUES ` + placeholders(n, cols) + `
-			ON CONFLICT (customer_id, period, period_key) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
+			ON CONFLICT (period, period_key, customer_id) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
 			complete = excluded.complete, dirty = excluded.dirty, published = excluded.published,
 			wh_delivered = iif(excluded.revision = revision, wh_delivered, 0),
 			wh_attempts = iif(excluded.revision = revision, wh_attempts, 0),

@@ -1,0 +1,140 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/odometer-dev/odometer"
+)
+
+// TestMigrateTimeOrder: a file written with the customer-ordered tables
+// (version 3) keeps every bucket and aggregation through migration 4, and
+// the next run folds new events into the migrated rows.
+func TestMigrateTimeOrder(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v3.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	at := day.Add(10*time.Hour + 20*time.Minute)
+	hour := at.Unix() / 3600
+	type row struct {
+		customer string
+		value    float64
+	}
+	old := []row{{"cust_a", 5}, {"cust_b", 7}}
+	for i, r := range old {
+		seq := int64(i + 1)
+		var s odometer.State
+		s.Add(r.value, at.UnixMilli(), seq)
+		bucket := sections{"api.calls": odometer.EncodeSlots(hour, map[int64]*odometer.State{odometer.SlotOf(at.UnixMilli()): &s})}.encode()
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO events (seq, id, fp, event_type, customer_id, value, ts, received_at) VALUES (?, ?, 0, 'api.calls', ?, ?, ?, ?)`,
+				[]any{seq, "evt_old" + r.customer, r.customer, r.value, at.UnixMilli(), at.UnixMilli()}},
+			{`INSERT INTO buckets (customer_id, hour, data) VALUES (?, ?, ?)`, []any{r.customer, hour, bucket}},
+			{`INSERT INTO aggregations (customer_id, period, period_key, period_start, period_end, updated_at, states)
+				VALUES (?, 'daily', '20261102', ?, ?, ?, ?)`,
+				[]any{r.customer, day.UnixMilli(), day.Add(24*time.Hour).UnixMilli() - 1, at.UnixMilli(),
+					odometer.EncodeStates(map[string]*odometer.State{"api.calls": &s})}},
+		} {
+			if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
+				t.Fatalf("%s: %v", q.sql, err)
+			}
+		}
+	}
+	// What a run of version 3 recorded beside its rows.
+	if _, err := db.ExecContext(ctx, `UPDATE meta SET value = 2 WHERE key IN ('watermark', 'run_to')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('newest_key:daily', '20261102'), ('bucket_max_hour', ?)`, hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, r := range old {
+		aggs, _, err := s.FindAggregations(ctx, odometer.AggregationFilter{CustomerID: r.customer, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(aggs) != 1 || aggs[0].Period != odometer.Daily || aggs[0].States["api.calls"].Sum.Value() != r.value {
+			t.Fatalf("%s after migration: %+v, want one daily aggregation of %v", r.customer, aggs, r.value)
+		}
+		buckets, pending, err := s.FindUsage(ctx, r.customer, "api.calls", hour, hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(buckets) != 1 || len(pending) != 0 {
+			t.Fatalf("%s after migration: %d buckets and %d pending events, want 1 and 0", r.customer, len(buckets), len(pending))
+		}
+		for _, st := range buckets[0].Slots {
+			if st.Sum.Value() != r.value {
+				t.Fatalf("%s bucket after migration holds %v, want %v", r.customer, st.Sum.Value(), r.value)
+			}
+		}
+	}
+
+	// One more event in the same slot for cust_a: the run merges it into
+	// the migrated bucket and aggregation.
+	if _, err := s.CreateEvents(ctx, []odometer.Event{{ID: "evt_new", EventType: "api.calls", CustomerID: "cust_a", Value: 10,
+		Time: at.Add(time.Minute), ReceivedAt: at.Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := odometer.ParseConfig("test", []byte(`{"periods": ["daily"], "events": {"api.calls": {"op": "sum"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return at.Add(time.Hour) }}
+	res, err := agg.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EventsProcessed != 1 || res.AggregationsUpdated != 1 || res.AggregationsCreated != 0 {
+		t.Fatalf("run after migration: %+v, want 1 event into 1 existing aggregation", res)
+	}
+	for customer, want := range map[string]float64{"cust_a": 15, "cust_b": 7} {
+		aggs, _, err := s.FindAggregations(ctx, odometer.AggregationFilter{CustomerID: customer, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(aggs) != 1 || aggs[0].States["api.calls"].Sum.Value() != want {
+			t.Fatalf("%s after the run: %+v, want one daily aggregation of %v", customer, aggs, want)
+		}
+		buckets, _, err := s.FindUsage(ctx, customer, "api.calls", hour, hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(buckets) != 1 || len(buckets[0].Slots) != 1 {
+			t.Fatalf("%s after the run: %d buckets, want 1 with 1 slot", customer, len(buckets))
+		}
+		for _, st := range buckets[0].Slots {
+			if st.Sum.Value() != want {
+				t.Fatalf("%s bucket after the run holds %v, want %v", customer, st.Sum.Value(), want)
+			}
+		}
+	}
+}

@@ -343,7 +343,10 @@ func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilt
 		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
 	}
 	if f.Period != "" {
-		where, args = append(where, "period = ?"), append(args, string(f.Period))
+		// +period: not the primary key's prefix, which would read every
+		// period of the type to sort them; the index of starts reads them in
+		// order and stops at the limit.
+		where, args = append(where, "+period = ?"), append(args, string(f.Period))
 	}
 	if f.From != nil {
 		where, args = append(where, "period_start >= ?"), append(args, ms(*f.From))

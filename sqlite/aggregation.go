@@ -168,13 +168,13 @@ func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.A
 	slices.SortFunc(keys, compareAggregationKeys)
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (period, period_key, customer_id) IN (VALUES ` + placeholders(n, 3) + `)`)
+		st, err := t.stmt(`SELECT ` + aggColumns + ` FROM aggregations WHERE (customer_id, period, period_key) IN (VALUES ` + placeholders(n, 3) + `)`)
 		if err != nil {
 			return nil, storeError("load aggregations", err)
 		}
 		args := make([]any, 0, 3*n)
 		for _, k := range keys[:n] {
-			args = append(args, string(k.Period), k.Key, k.CustomerID)
+			args = append(args, k.CustomerID, string(k.Period), k.Key)
 		}
 		keys = keys[n:]
 		rows, err := st.QueryContext(t.ctx, args...)
@@ -197,8 +197,9 @@ func (t *aggTx) LoadAggregations(keys []odometer.AggregationKey) (map[odometer.A
 	return out, nil
 }
 
-// compareAggregationKeys orders keys as the table's primary key does:
-// period type, period, customer.
+// compareAggregationKeys orders keys by period type, period, then
+// customer: the order in which new rows are appended, so that the rows of
+// one period sit side by side (see migration 4).
 func compareAggregationKeys(a, b odometer.AggregationKey) int {
 	return cmp.Or(strings.Compare(string(a.Period), string(b.Period)), strings.Compare(a.Key, b.Key), strings.Compare(a.CustomerID, b.CustomerID))
 }
@@ -241,7 +242,7 @@ func (t *aggTx) SaveAggregations(aggs []*odometer.Aggregation) error {
 			return storeError("save aggregations", err)
 		}
 	}
-	// In key order, so that the writes walk the table's pages once.
+	// In the order new rows are appended (see compareAggregationKeys).
 	aggs = slices.Clone(aggs)
 	slices.SortFunc(aggs, func(a, b *odometer.Aggregation) int { return compareAggregationKeys(a.Key(), b.Key()) })
 	const cols = 11
@@ -250,7 +251,7 @@ func (t *aggTx) SaveAggregations(aggs []*odometer.Aggregation) error {
 		// The webhook status belongs to the sender; a new revision starts it afresh.
 		st, err := t.stmt(`INSERT INTO aggregations (customer_id, period, period_key, period_start, period_end, updated_at, states, complete, revision, dirty, published)
 			VALUES ` + placeholders(n, cols) + `
-			ON CONFLICT (period, period_key, customer_id) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
+			ON CONFLICT (customer_id, period, period_key) DO UPDATE SET updated_at = excluded.updated_at, states = excluded.states,
 			complete = excluded.complete, dirty = excluded.dirty, published = excluded.published,
 			wh_delivered = iif(excluded.revision = revision, wh_delivered, 0),
 			wh_attempts = iif(excluded.revision = revision, wh_attempts, 0),
@@ -343,10 +344,7 @@ func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilt
 		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
 	}
 	if f.Period != "" {
-		// +period: not the primary key's prefix, which would read every
-		// period of the type to sort them; the index of starts reads them in
-		// order and stops at the limit.
-		where, args = append(where, "+period = ?"), append(args, string(f.Period))
+		where, args = append(where, "period = ?"), append(args, string(f.Period))
 	}
 	if f.From != nil {
 		where, args = append(where, "period_start >= ?"), append(args, ms(*f.From))

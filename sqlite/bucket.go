@@ -116,13 +116,13 @@ func (t *aggTx) loadRows(want map[hourKey]bool) (map[hourKey]sections, error) {
 	out := make(map[hourKey]sections, len(keys))
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		st, err := t.stmt(`SELECT customer_id, hour, data FROM buckets WHERE (hour, customer_id) IN (VALUES ` + placeholders(n, 2) + `)`)
+		st, err := t.stmt(`SELECT customer_id, hour, data FROM buckets WHERE (customer_id, hour) IN (VALUES ` + placeholders(n, 2) + `)`)
 		if err != nil {
 			return nil, storeError("load buckets", err)
 		}
 		args := make([]any, 0, 2*n)
 		for _, k := range keys[:n] {
-			args = append(args, k.hour, k.customer)
+			args = append(args, k.customer, k.hour)
 		}
 		keys = keys[n:]
 		rows, err := st.QueryContext(t.ctx, args...)
@@ -191,11 +191,11 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 			secs[k.EventType] = b
 		}
 	}
-	// In key order, so that the writes walk the table's pages once.
+	// In the order new rows are appended (see sortHourKeys).
 	keys := make([]hourKey, 0, len(rows))
 	for k, secs := range rows {
 		if len(secs) == 0 {
-			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE hour = ? AND customer_id = ?`, k.hour, k.customer); err != nil {
+			if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM buckets WHERE customer_id = ? AND hour = ?`, k.customer, k.hour); err != nil {
 				return storeError("save buckets", err)
 			}
 			continue
@@ -205,14 +205,14 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 	sortHourKeys(keys)
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		st, err := t.stmt(`INSERT INTO buckets (hour, customer_id, data) VALUES ` + placeholders(n, 3) + `
-			ON CONFLICT (hour, customer_id) DO UPDATE SET data = excluded.data`)
+		st, err := t.stmt(`INSERT INTO buckets (customer_id, hour, data) VALUES ` + placeholders(n, 3) + `
+			ON CONFLICT (customer_id, hour) DO UPDATE SET data = excluded.data`)
 		if err != nil {
 			return storeError("save buckets", err)
 		}
 		args := make([]any, 0, 3*n)
 		for _, k := range keys[:n] {
-			args = append(args, k.hour, k.customer, rows[k].encode())
+			args = append(args, k.customer, k.hour, rows[k].encode())
 		}
 		keys = keys[n:]
 		if _, err := st.ExecContext(t.ctx, args...); err != nil {
@@ -225,8 +225,9 @@ func (t *aggTx) SaveBuckets(buckets map[odometer.BucketKey][]byte) error {
 	return nil
 }
 
-// sortHourKeys sorts keys as the table's unique index does, so that the
-// statements walk its pages once, in order.
+// sortHourKeys sorts keys by hour, then customer: the order in which new
+// rows are appended, so that the rows of one hour sit side by side (see
+// migration 4).
 func sortHourKeys(keys []hourKey) {
 	slices.SortFunc(keys, func(a, b hourKey) int {
 		return cmp.Or(cmp.Compare(a.hour, b.hour), strings.Compare(a.customer, b.customer))

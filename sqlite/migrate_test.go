@@ -12,10 +12,10 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// TestMigrateTimeOrder: a file written with the customer-ordered tables
-// (version 3) keeps every bucket and aggregation through migration 4, and
+// TestMigrateArrivalOrder: a file written with the customer-ordered tables
+// (version 3) keeps every bucket and aggregation through migration 4 (rowid tables), and
 // the next run folds new events into the migrated rows.
-func TestMigrateTimeOrder(t *testing.T) {
+func TestMigrateArrivalOrder(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v3.db")
 	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)")
@@ -136,5 +136,45 @@ func TestMigrateTimeOrder(t *testing.T) {
 				t.Fatalf("%s bucket after the run holds %v, want %v", customer, st.Sum.Value(), want)
 			}
 		}
+	}
+
+	// And back: migration 4 down keeps every row too.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = sql.Open("sqlite3", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if p, err = goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var buckets, aggs int
+	var total float64
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM buckets), (SELECT count(*) FROM aggregations)`).Scan(&buckets, &aggs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT states FROM aggregations ORDER BY customer_id, period, period_key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		st, err := odometer.DecodeStates(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += st["api.calls"].Sum.Value()
+	}
+	rows.Close()
+	if buckets != 2 || aggs != 2 || total != 22 {
+		t.Fatalf("after migration 4 down: %d buckets and %d aggregations summing to %v, want 2, 2 and 22", buckets, aggs, total)
 	}
 }

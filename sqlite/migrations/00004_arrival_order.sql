@@ -1,33 +1,32 @@
 -- +goose Up
--- Buckets and aggregations are stored in time order, not customer order.
--- A run folds the newest events, which fall in the newest hours and
--- periods of every customer: in time order their rows sit side by side and
--- the run writes few pages; in customer order each customer's rows sat on
--- pages of their own, and the run wrote several pages per customer.
-
--- Buckets are kept in a rowid table, so that a row of several event types
--- (often over a kilobyte) is stored on its page, not spilled to an
--- overflow page of its own as in a WITHOUT ROWID table. New rows are
--- appended; the unique index finds a row by hour and customer, the other
--- by customer.
-CREATE TABLE buckets_by_hour (
+-- Buckets and aggregations move to rowid tables: rows are stored in the
+-- order they are first written, and found by customer through a unique
+-- index. A run writes its new rows sorted by period (or hour), then
+-- customer, so both ways a run goes append: a run over the newest events
+-- writes the newest periods of every customer side by side, where the
+-- tables keyed by customer put each customer's rows on pages of their own
+-- and a run rewrote several pages per customer; a run catching up on a
+-- long history, which goes customer by customer, appends as before. The
+-- unique indexes are small, so the pages they scatter over are few. A
+-- rowid table also keeps a row of several event types (often over a
+-- kilobyte) on its page, where a WITHOUT ROWID table spilled it to an
+-- overflow page of its own.
+CREATE TABLE buckets_by_arrival (
     id          INTEGER PRIMARY KEY,
-    hour        INTEGER NOT NULL,
     customer_id TEXT    NOT NULL,
+    hour        INTEGER NOT NULL,
     data        BLOB    NOT NULL,
-    UNIQUE (hour, customer_id)
+    UNIQUE (customer_id, hour)
 );
-INSERT INTO buckets_by_hour (hour, customer_id, data) SELECT hour, customer_id, data FROM buckets ORDER BY hour, customer_id;
+INSERT INTO buckets_by_arrival (customer_id, hour, data) SELECT customer_id, hour, data FROM buckets;
 DROP TABLE buckets;
-ALTER TABLE buckets_by_hour RENAME TO buckets;
-CREATE INDEX buckets_customer ON buckets (customer_id, hour);
+ALTER TABLE buckets_by_arrival RENAME TO buckets;
 
--- One row per period type, period and customer: the rows of one period
--- are side by side.
-CREATE TABLE aggregations_by_period (
+CREATE TABLE aggregations_by_arrival (
+    id                 INTEGER PRIMARY KEY,
+    customer_id        TEXT    NOT NULL,
     period             TEXT    NOT NULL,
     period_key         TEXT    NOT NULL,
-    customer_id        TEXT    NOT NULL,
     period_start       INTEGER NOT NULL,
     period_end         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL,
@@ -42,16 +41,15 @@ CREATE TABLE aggregations_by_period (
     wh_last_error      TEXT,
     wh_last_attempt_at INTEGER,
     wh_dry_run         INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (period, period_key, customer_id)
-) WITHOUT ROWID;
-INSERT INTO aggregations_by_period (period, period_key, customer_id, period_start, period_end, updated_at, states, complete,
+    UNIQUE (customer_id, period, period_key)
+);
+INSERT INTO aggregations_by_arrival (customer_id, period, period_key, period_start, period_end, updated_at, states, complete,
     revision, dirty, published, wh_delivered, wh_attempts, wh_delivered_at, wh_last_error, wh_last_attempt_at, wh_dry_run)
-SELECT period, period_key, customer_id, period_start, period_end, updated_at, states, complete,
+SELECT customer_id, period, period_key, period_start, period_end, updated_at, states, complete,
     revision, dirty, published, wh_delivered, wh_attempts, wh_delivered_at, wh_last_error, wh_last_attempt_at, wh_dry_run
-FROM aggregations ORDER BY period, period_key, customer_id;
+FROM aggregations;
 DROP TABLE aggregations;
-ALTER TABLE aggregations_by_period RENAME TO aggregations;
-CREATE INDEX aggregations_customer ON aggregations (customer_id, period_start);
+ALTER TABLE aggregations_by_arrival RENAME TO aggregations;
 CREATE INDEX aggregations_start ON aggregations (period_start, customer_id, period);
 CREATE INDEX aggregations_due ON aggregations (period_end) WHERE complete = 0 OR dirty = 1;
 

@@ -12,9 +12,10 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// TestMigrateArrivalOrder: a file written with the customer-ordered tables
-// (version 3) keeps every bucket and aggregation through migration 4 (rowid tables), and
-// the next run folds new events into the migrated rows.
+// TestMigrateArrivalOrder: a file written with the tables keyed by
+// customer (version 3) keeps every bucket and aggregation through
+// migration 4, to rowid tables; the next run folds new events into the
+// migrated rows; and migration 4 down keeps every row too.
 func TestMigrateArrivalOrder(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v3.db")

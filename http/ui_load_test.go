@@ -31,6 +31,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/odometer-dev/odometer"
+	"github.com/odometer-dev/odometer/internal/ingestbench"
 	"github.com/odometer-dev/odometer/sqlite"
 )
 
@@ -64,7 +65,7 @@ func loadCustomers() int {
 // it the first time.
 func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "odometer-uiload-v1")
+	dir := filepath.Join(os.TempDir(), "odometer-uiload-"+ingestbench.MigrationsHash(t))
 	path := filepath.Join(dir, fmt.Sprintf("store-%d.db", n))
 	if _, err := os.Stat(path); err == nil {
 		t.Logf("using the store built before: %s", path)

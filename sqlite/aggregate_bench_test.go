@@ -4,7 +4,8 @@ package sqlite_test
 // of the events table in the same store. The workload: ODOMETER_AGG_EVENTS
 // events (default 10 million) of 10,000 customers and 7 event types over
 // one day, all five periods; built once per machine and cached under
-// os.TempDir(). See docs/PERFORMANCE.md.
+// os.TempDir(), in a folder named after the migrations. See
+// docs/PERFORMANCE.md.
 
 import (
 	"context"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/odometer-dev/odometer"
+	"github.com/odometer-dev/odometer/internal/ingestbench"
 	"github.com/odometer-dev/odometer/sqlite"
 )
 
@@ -58,7 +60,7 @@ func aggEventCount() int {
 
 // aggBaseFile returns the cached file of n base events, building it once.
 func aggBaseFile(tb testing.TB, n int) string {
-	dir := filepath.Join(os.TempDir(), "odometer-aggbench-v3")
+	dir := filepath.Join(os.TempDir(), "odometer-aggbench-"+ingestbench.MigrationsHash(tb))
 	path := filepath.Join(dir, fmt.Sprintf("base-%d.db", n))
 	if _, err := os.Stat(path); err == nil {
 		return path

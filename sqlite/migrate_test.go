@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -68,6 +69,14 @@ func TestMigrateArrivalOrder(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('newest_key:daily', '20261102'), ('bucket_max_hour', ?)`, hour); err != nil {
 		t.Fatal(err)
 	}
+	// cust_b's period is complete, published and delivered: every column
+	// with a value of its own, so that a column copied into another shows.
+	if _, err := db.ExecContext(ctx, `UPDATE aggregations SET complete = 1, revision = 3,
+		published = '{"events":{"api.calls":7},"eventCounts":{"api.calls":1}}', wh_delivered = 1, wh_attempts = 2,
+		wh_delivered_at = 111, wh_last_error = 'boom', wh_last_attempt_at = 222, wh_dry_run = 0 WHERE customer_id = 'cust_b'`); err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, db, true)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +86,7 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	checkLayout(t, s.read, false)
 	for _, r := range old {
 		aggs, _, err := s.FindAggregations(ctx, odometer.AggregationFilter{CustomerID: r.customer, Limit: 10})
 		if err != nil {
@@ -89,13 +99,30 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(buckets) != 1 || len(pending) != 0 {
-			t.Fatalf("%s after migration: %d buckets and %d pending events, want 1 and 0", r.customer, len(buckets), len(pending))
+		if len(buckets) != 1 || len(buckets[0].Slots) != 1 || len(pending) != 0 {
+			t.Fatalf("%s after migration: %d buckets and %d pending events, want 1 with 1 slot and 0", r.customer, len(buckets), len(pending))
 		}
 		for _, st := range buckets[0].Slots {
 			if st.Sum.Value() != r.value {
 				t.Fatalf("%s bucket after migration holds %v, want %v", r.customer, st.Sum.Value(), r.value)
 			}
+		}
+	}
+
+	for customer, want := range map[string]odometer.Aggregation{
+		"cust_a": {},
+		"cust_b": {Complete: true, Revision: 3, Published: &odometer.Values{Events: map[string]float64{"api.calls": 7}, EventCounts: map[string]int64{"api.calls": 1}},
+			Webhook: odometer.WebhookStatus{Delivered: true, Attempts: 2, DeliveredAt: ptr(fromMS(111)), LastError: "boom", LastAttemptAt: ptr(fromMS(222))}},
+	} {
+		aggs, _, err := s.FindAggregations(ctx, odometer.AggregationFilter{CustomerID: customer, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := aggs[0]
+		if a.Complete != want.Complete || a.Revision != want.Revision || a.Dirty || !reflect.DeepEqual(a.Published, want.Published) ||
+			!reflect.DeepEqual(a.Webhook, want.Webhook) || !a.PeriodStart.Equal(day) || a.PeriodKey != "20261102" {
+			t.Fatalf("%s after migration: %+v, want complete %v, revision %d, published %+v, webhook %+v", customer, a,
+				want.Complete, want.Revision, want.Published, want.Webhook)
 		}
 	}
 
@@ -154,11 +181,35 @@ func TestMigrateArrivalOrder(t *testing.T) {
 	if _, err := p.Down(ctx); err != nil {
 		t.Fatal(err)
 	}
+	checkLayout(t, db, true)
 	var buckets, aggs int
-	var total float64
+	var total, bucketTotal float64
 	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM buckets), (SELECT count(*) FROM aggregations)`).Scan(&buckets, &aggs); err != nil {
 		t.Fatal(err)
 	}
+	brows, err := db.QueryContext(ctx, `SELECT hour, data FROM buckets`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for brows.Next() {
+		var h int64
+		var b []byte
+		if err := brows.Scan(&h, &b); err != nil {
+			t.Fatal(err)
+		}
+		secs, err := decodeSections(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots := map[int64]*odometer.State{}
+		if err := odometer.DecodeSlots(h, secs["api.calls"], slots); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range slots {
+			bucketTotal += st.Sum.Value()
+		}
+	}
+	brows.Close()
 	rows, err := db.QueryContext(ctx, `SELECT states FROM aggregations ORDER BY customer_id, period, period_key`)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +226,45 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		total += st["api.calls"].Sum.Value()
 	}
 	rows.Close()
-	if buckets != 2 || aggs != 2 || total != 22 {
-		t.Fatalf("after migration 4 down: %d buckets and %d aggregations summing to %v, want 2, 2 and 22", buckets, aggs, total)
+	if buckets != 2 || aggs != 2 || total != 22 || bucketTotal != 22 {
+		t.Fatalf("after migration 4 down: %d buckets summing to %v and %d aggregations summing to %v, want 2 and 22 each",
+			buckets, bucketTotal, aggs, total)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// checkLayout fails t unless buckets and aggregations are WITHOUT ROWID
+// tables (version 3, keyed by customer) when old is set, and rowid tables
+// (version 4) when it is not, each with the indexes its queries use.
+func checkLayout(t *testing.T, db *sql.DB, old bool) {
+	t.Helper()
+	for _, table := range []string{"buckets", "aggregations"} {
+		var wr bool
+		if err := db.QueryRow(`SELECT wr FROM pragma_table_list WHERE name = ?`, table).Scan(&wr); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if wr != old {
+			t.Fatalf("%s is WITHOUT ROWID: %v, want %v", table, wr, old)
+		}
+	}
+	want := map[string]string{
+		"aggregations_start": "period_start,customer_id,period,period_key",
+		"aggregations_due":   "period_end",
+	}
+	if old {
+		want["aggregations_start"] = "period_start,customer_id,period"
+	} else {
+		want["sqlite_autoindex_aggregations_1"] = "customer_id,period,period_key"
+		want["sqlite_autoindex_buckets_1"] = "customer_id,hour"
+	}
+	for index, cols := range want {
+		var got sql.NullString
+		if err := db.QueryRow(`SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info(?) ORDER BY seqno)`, index).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", index, err)
+		}
+		if got.String != cols {
+			t.Fatalf("index %s has columns %q, want %q", index, got.String, cols)
+		}
 	}
 }

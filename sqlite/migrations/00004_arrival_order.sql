@@ -2,15 +2,15 @@
 -- Buckets and aggregations move to rowid tables: rows are stored in the
 -- order they are first written, and found by customer through a unique
 -- index. A run writes its new rows sorted by period (or hour), then
--- customer, so both ways a run goes append: a run over the newest events
--- writes the newest periods of every customer side by side, where the
--- tables keyed by customer put each customer's rows on pages of their own
--- and a run rewrote several pages per customer; a run catching up on a
--- long history, which goes customer by customer, appends as before. The
--- unique indexes are small, so the pages they scatter over are few. A
--- rowid table also keeps a row of several event types (often over a
--- kilobyte) on its page, where a WITHOUT ROWID table spilled it to an
--- overflow page of its own.
+-- customer, and a flush holds many customers, so either way a run
+-- appends: a run over the newest events writes the newest periods of every
+-- customer side by side (the tables keyed by customer put each customer's
+-- rows on pages of their own, and such a run rewrote several pages per
+-- customer), and a run catching up on a long history appends flush after
+-- flush. A rowid table also keeps a row of several event types (often
+-- over a kilobyte) on its page, where a WITHOUT ROWID table spilled it to
+-- an overflow page of its own. The existing rows are copied in the order
+-- the code writes.
 CREATE TABLE buckets_by_arrival (
     id          INTEGER PRIMARY KEY,
     customer_id TEXT    NOT NULL,
@@ -18,7 +18,7 @@ CREATE TABLE buckets_by_arrival (
     data        BLOB    NOT NULL,
     UNIQUE (customer_id, hour)
 );
-INSERT INTO buckets_by_arrival (customer_id, hour, data) SELECT customer_id, hour, data FROM buckets;
+INSERT INTO buckets_by_arrival (customer_id, hour, data) SELECT customer_id, hour, data FROM buckets ORDER BY hour, customer_id;
 DROP TABLE buckets;
 ALTER TABLE buckets_by_arrival RENAME TO buckets;
 
@@ -47,10 +47,12 @@ INSERT INTO aggregations_by_arrival (customer_id, period, period_key, period_sta
     revision, dirty, published, wh_delivered, wh_attempts, wh_delivered_at, wh_last_error, wh_last_attempt_at, wh_dry_run)
 SELECT customer_id, period, period_key, period_start, period_end, updated_at, states, complete,
     revision, dirty, published, wh_delivered, wh_attempts, wh_delivered_at, wh_last_error, wh_last_attempt_at, wh_dry_run
-FROM aggregations;
+FROM aggregations ORDER BY period, period_key, customer_id;
 DROP TABLE aggregations;
 ALTER TABLE aggregations_by_arrival RENAME TO aggregations;
-CREATE INDEX aggregations_start ON aggregations (period_start, customer_id, period);
+-- period_key too: in the WITHOUT ROWID table the index carried it as part
+-- of the primary key, and FindAggregations orders and pages by it.
+CREATE INDEX aggregations_start ON aggregations (period_start, customer_id, period, period_key);
 CREATE INDEX aggregations_due ON aggregations (period_end) WHERE complete = 0 OR dirty = 1;
 
 -- +goose Down

@@ -98,27 +98,12 @@ func newAggregationsListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q.Limit, q.Cursor = limit, cursor
+			q.Limit = limit
 			p := newPrinter(cmd.OutOrStdout(), output, aggregationHeader)
-			for {
-				page, next, err := c.Aggregations(cmd.Context(), q)
-				if err != nil {
-					p.close()
-					return explain(err)
-				}
-				for i := range page {
-					p.add(aggregationRow(&page[i]), &page[i])
-				}
-				if next == "" {
-					break
-				}
-				if !all {
-					fmt.Fprintf(cmd.ErrOrStderr(), "More aggregations: --cursor %s (or --all for every one)\n", next)
-					break
-				}
-				q.Cursor = next
-			}
-			return p.close()
+			return printPages(cmd, p, "aggregations", all, cursor, func(cursor string) ([]odohttp.AggregationRecord, string, error) {
+				q.Cursor = cursor
+				return c.Aggregations(cmd.Context(), q)
+			}, aggregationRow)
 		},
 	}
 	addClientFlags(cmd, &o)

@@ -60,27 +60,12 @@ or failed (given up after every retry, or the endpoint answered 410 Gone).`,
 			if err != nil {
 				return err
 			}
-			q := odohttp.DeliveryQuery{Status: status, CustomerID: customer, Limit: limit, Cursor: cursor}
+			q := odohttp.DeliveryQuery{Status: status, CustomerID: customer, Limit: limit}
 			p := newPrinter(cmd.OutOrStdout(), output, deliveryHeader)
-			for {
-				page, next, err := c.Deliveries(cmd.Context(), q)
-				if err != nil {
-					p.close()
-					return explain(err)
-				}
-				for _, d := range page {
-					p.add(deliveryRow(d), d)
-				}
-				if next == "" {
-					break
-				}
-				if !all {
-					fmt.Fprintf(cmd.ErrOrStderr(), "More deliveries: --cursor %s (or --all for every one)\n", next)
-					break
-				}
-				q.Cursor = next
-			}
-			return p.close()
+			return printPages(cmd, p, "deliveries", all, cursor, func(cursor string) ([]*odometer.Delivery, string, error) {
+				q.Cursor = cursor
+				return c.Deliveries(cmd.Context(), q)
+			}, func(d **odometer.Delivery) []string { return deliveryRow(*d) })
 		},
 	}
 	addClientFlags(cmd, &o)

@@ -84,27 +84,12 @@ error; --all follows the cursors to the last event (--limit is then the page siz
 			if err != nil {
 				return err
 			}
-			q.Limit, q.Cursor = limit, cursor
+			q.Limit = limit
 			p := newPrinter(cmd.OutOrStdout(), output, eventHeader)
-			for {
-				page, next, err := c.Events(cmd.Context(), q)
-				if err != nil {
-					p.close()
-					return explain(err)
-				}
-				for i := range page {
-					p.add(eventRow(&page[i]), &page[i])
-				}
-				if next == "" {
-					break
-				}
-				if !all {
-					fmt.Fprintf(cmd.ErrOrStderr(), "More events: --cursor %s (or --all for every one)\n", next)
-					break
-				}
-				q.Cursor = next
-			}
-			return p.close()
+			return printPages(cmd, p, "events", all, cursor, func(cursor string) ([]odohttp.EventRecord, string, error) {
+				q.Cursor = cursor
+				return c.Events(cmd.Context(), q)
+			}, eventRow)
 		},
 	}
 	addClientFlags(cmd, &o)

@@ -101,6 +101,32 @@ func (p *printer) close() error {
 	return err
 }
 
+// printPages prints the records of the pages fetch returns, from cursor
+// on: every page when all is set, else the first, with the cursor of the
+// next on stderr.
+func printPages[T any](cmd *cobra.Command, p *printer, noun string, all bool, cursor string,
+	fetch func(cursor string) ([]T, string, error), row func(*T) []string) error {
+	for {
+		page, next, err := fetch(cursor)
+		if err != nil {
+			p.close()
+			return explain(err)
+		}
+		for i := range page {
+			p.add(row(&page[i]), &page[i])
+		}
+		if next == "" {
+			break
+		}
+		if !all {
+			fmt.Fprintf(cmd.ErrOrStderr(), "More %s: --cursor %s (or --all for every one)\n", noun, next)
+			break
+		}
+		cursor = next
+	}
+	return p.close()
+}
+
 // printOne prints a single record: as the fields of a one-row table or
 // CSV, or as a JSON object.
 func printOne(w io.Writer, format string, header, row []string, record any) error {

@@ -1,7 +1,6 @@
 package odometer
 
 import (
-	"encoding/binary"
 	"sort"
 	"strings"
 	"time"
@@ -18,8 +17,8 @@ type Aggregation struct {
 	PeriodStart, PeriodEnd time.Time
 	// Timestamp is when the aggregation last changed.
 	Timestamp time.Time
-	// States holds the partial state of each event type.
-	States map[string]*State
+	// States holds the partial state of each meter (an event type is one).
+	States map[string]State
 	// Complete: the period has ended (plus the grace period) and its
 	// aggregation.completed notification is recorded.
 	Complete bool
@@ -53,23 +52,41 @@ func AggregationID(customerID string, p Period, key string) string {
 	return customerID + "_" + string(p) + "_" + key
 }
 
-// Values are what an aggregation shows for each event type.
+// Values are what an aggregation shows for each meter.
 type Values struct {
 	Events      map[string]float64 `json:"events"`
 	EventCounts map[string]int64   `json:"eventCounts"`
+	// Groups holds the groups of each meter with groupBy.
+	Groups map[string][]GroupValue `json:"groups,omitempty"`
 }
 
-// Values computes the values of every event type with its configured op.
-// Event types no longer in the configuration are shown with sum.
+// Values computes the value of every meter with its configured op. A
+// stored state of a name that is no longer a meter is shown with sum if it
+// is the template's kind of state, as event types removed from the
+// configuration always were, and not shown otherwise.
 func (a *Aggregation) Values(c *Config) *Values {
-	v := &Values{Events: make(map[string]float64, len(a.States)), EventCounts: make(map[string]int64, len(a.States))}
-	for t, s := range a.States {
+	return StateValues(c, a.States)
+}
+
+// StateValues computes what states show, by meter name.
+func StateValues(c *Config, states map[string]State) *Values {
+	v := &Values{Events: make(map[string]float64, len(states)), EventCounts: make(map[string]int64, len(states))}
+	for name, s := range states {
 		op := OpSum
-		if et, ok := c.Events[t]; ok {
-			op = et.Op
+		m := c.Meter(name)
+		if m != nil {
+			op = m.Op
+		} else if s.kind() != statsKind {
+			continue
 		}
-		v.Events[t] = s.Value(op)
-		v.EventCounts[t] = s.Count
+		v.Events[name] = Value(op, s)
+		v.EventCounts[name] = s.Count()
+		if m != nil && m.Grouped() {
+			if v.Groups == nil {
+				v.Groups = map[string][]GroupValue{}
+			}
+			v.Groups[name] = m.groups(s)
+		}
 	}
 	return v
 }
@@ -84,38 +101,56 @@ type WebhookStatus struct {
 	DryRun        bool       `json:"dryRun,omitempty"`
 }
 
-// EncodeStates encodes an aggregation's states, sorted by event type.
-func EncodeStates(states map[string]*State) []byte {
+// statesFormat is the first byte of an aggregation's states since states
+// carry their kind and version. Before, the first byte was the length of
+// the first name, never 0.
+const statesFormat = 0
+
+// EncodeStates encodes an aggregation's states, sorted by meter name.
+func EncodeStates(states map[string]State) []byte {
 	names := make([]string, 0, len(states))
 	for n := range states {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	b := []byte{} // never nil: a period whose events were all deleted has no states
+	if len(states) == 0 {
+		return b
+	}
+	b = append(b, statesFormat)
 	for _, n := range names {
-		b = binary.AppendUvarint(b, uint64(len(n)))
-		b = append(b, n...)
-		b = states[n].AppendBinary(b)
+		b = appendString(b, n)
+		b = AppendState(b, states[n])
 	}
 	return b
 }
 
-// DecodeStates decodes what EncodeStates wrote.
-func DecodeStates(b []byte) (map[string]*State, error) {
-	m := map[string]*State{}
-	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return nil, errState
+// DecodeStates decodes what EncodeStates wrote, and what it wrote before
+// states carried a kind (each state then the template's).
+func DecodeStates(b []byte) (map[string]State, error) {
+	m := map[string]State{}
+	legacy := len(b) > 0 && b[0] != statesFormat
+	if !legacy && len(b) > 0 {
+		if b = b[1:]; len(b) == 0 {
+			return nil, errState // the format byte is written only before states
 		}
-		name := string(b[k : k+int(n)])
-		b = b[k+int(n):]
-		s := new(State)
-		var err error
-		if b, err = DecodeState(b, s); err != nil {
-			return nil, err
+	}
+	r := &reader{b: b}
+	for len(r.b) > 0 && !r.err {
+		name := string(r.bytes(r.uvarint()))
+		var s State
+		if legacy {
+			s = decodeLegacyStats(r)
+		} else {
+			s = decodeState(r)
+		}
+		if r.err {
+			break
 		}
 		m[name] = s
+	}
+	if r.err {
+		return nil, errState
 	}
 	return m, nil
 }

@@ -33,6 +33,20 @@ type RunResult struct {
 	// PeriodsCompleted and PeriodsRevised count the notifications recorded.
 	PeriodsCompleted int `json:"periodsCompleted"`
 	PeriodsRevised   int `json:"periodsRevised"`
+	// Skipped counts the events each meter skipped, by reason.
+	Skipped map[MeterSkip]int64 `json:"-"`
+}
+
+// MeterSkip names a meter and why it skipped events.
+type MeterSkip struct{ Meter, Reason string }
+
+func (r *RunResult) addSkips(s map[MeterSkip]int64) {
+	for k, n := range s {
+		if r.Skipped == nil {
+			r.Skipped = map[MeterSkip]int64{}
+		}
+		r.Skipped[k] += n
+	}
 }
 
 // Run folds every event past the watermark into the aggregates, then
@@ -72,11 +86,12 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 			}
 			st.To, st.After = min(max, st.Watermark+chunk), ""
 		}
-		r := &runner{ctx: ctx, a: a, cfg: cfg, pk: pk, res: &res, st: st, stored: stored, flushEvents: flush, slots: map[typeSlot]*State{}}
-		err = a.Store.ScanEvents(ctx, st.Watermark, st.To, st.After, r.add)
+		r := &runner{ctx: ctx, a: a, cfg: cfg, pk: pk, res: &res, st: st, stored: stored, flushEvents: flush, slots: map[typeSlot]State{}, fold: newFolder(cfg)}
+		err = a.Store.ScanEvents(ctx, st.Watermark, st.To, st.After, cfg.readsMetadata(), r.add)
 		if err == nil {
 			err = r.finish(ctx)
 		}
+		res.addSkips(r.fold.skipped)
 		if err != nil {
 			return res, fmt.Errorf("aggregate: %w", err)
 		}
@@ -90,17 +105,75 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	return res, nil
 }
 
-// typeSlot names one 15-minute slot of one event type of the customer
-// being folded.
+// typeSlot names one 15-minute slot of one meter of the customer being
+// folded.
 type typeSlot struct {
-	eventType string
-	slot      int64
+	meter string
+	slot  int64
 }
 
 // customerFold is the delta of one customer.
 type customerFold struct {
 	customer string
-	slots    map[typeSlot]*State
+	slots    map[typeSlot]State
+}
+
+// folder turns each event into the samples of the meters that count it,
+// and counts the events each meter skips.
+type folder struct {
+	cfg     *Config
+	md      metadata
+	out     []meterSample
+	skipped map[MeterSkip]int64
+	removed map[string][]*Meter
+}
+
+type meterSample struct {
+	m *Meter
+	s Sample
+}
+
+func newFolder(cfg *Config) *folder {
+	return &folder{cfg: cfg, skipped: map[MeterSkip]int64{}}
+}
+
+// samples returns the samples of e, one per meter that counts it. The
+// slice is reused by the next call.
+func (f *folder) samples(e *Event) []meterSample {
+	f.out = f.out[:0]
+	f.md.reset(e.Metadata)
+	ms := e.Time.UnixMilli()
+	for _, m := range f.metersOf(e.EventType) {
+		f.out = append(f.out, meterSample{m: m, s: Sample{Time: ms, Seq: e.Seq}})
+		ps := &f.out[len(f.out)-1]
+		switch reason := m.sample(e, &f.md, &ps.s); reason {
+		case "":
+		case filteredOut:
+			f.out = f.out[:len(f.out)-1]
+		default:
+			f.skipped[MeterSkip{m.Name, reason}]++
+			f.out = f.out[:len(f.out)-1]
+		}
+	}
+	return f.out
+}
+
+// metersOf returns the meters of an event type. An event type no longer
+// in the configuration is still folded, as one meter of its name shown
+// with sum, as it always was.
+func (f *folder) metersOf(eventType string) []*Meter {
+	if ms, ok := f.cfg.metersByType[eventType]; ok {
+		return ms
+	}
+	if f.removed == nil {
+		f.removed = map[string][]*Meter{}
+	}
+	ms, ok := f.removed[eventType]
+	if !ok {
+		ms = []*Meter{{Name: eventType, EventType: eventType, Op: OpSum, def: opsByName[OpSum]}}
+		f.removed[eventType] = ms
+	}
+	return ms
 }
 
 // runner folds one pass, customer by customer.
@@ -113,9 +186,11 @@ type runner struct {
 	stored      RunState // what the store holds, to check no one else moved it
 	flushEvents int
 
+	fold *folder
+
 	ctx      context.Context
 	customer string
-	slots    map[typeSlot]*State
+	slots    map[typeSlot]State
 	done     []customerFold // folded, not yet written
 	pending  int            // events in done
 	slotsIn  int            // slots in done: each may touch a bucket and five periods
@@ -128,14 +203,17 @@ func (r *runner) add(e *Event) error {
 		}
 		r.customer = e.CustomerID
 	}
-	ms := e.Time.UnixMilli()
-	k := typeSlot{e.EventType, SlotOf(ms)}
-	s := r.slots[k]
-	if s == nil {
-		s = new(State)
-		r.slots[k] = s
+	slot := SlotOf(e.Time.UnixMilli())
+	for i := range r.fold.samples(e) {
+		ps := &r.fold.out[i]
+		k := typeSlot{ps.m.Name, slot}
+		st := r.slots[k]
+		if st == nil {
+			st = ps.m.NewState()
+			r.slots[k] = st
+		}
+		st.Add(&ps.s)
 	}
-	s.Add(e.Value, ms, e.Seq)
 	r.pending++
 	r.res.EventsProcessed++
 	return nil
@@ -148,7 +226,7 @@ func (r *runner) endCustomer(ctx context.Context) error {
 		return nil
 	}
 	r.done = append(r.done, customerFold{r.customer, r.slots})
-	r.slots = make(map[typeSlot]*State, len(r.slots))
+	r.slots = make(map[typeSlot]State, len(r.slots))
 	r.slotsIn += len(r.done[len(r.done)-1].slots)
 	// Flush by events, and by slots too: sparse events each touch their
 	// own periods, and it is what a flush touches that it holds in memory.
@@ -209,14 +287,14 @@ func (r *runner) write(ctx context.Context, last bool) error {
 func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	cfg := r.cfg
 	// Buckets: one per customer, event type and UTC hour.
-	days := make(map[BucketKey]map[int64]*State)
+	days := make(map[BucketKey]map[int64]State)
 	for i := range r.done {
 		cf := &r.done[i]
 		for k, s := range cf.slots {
-			bk := BucketKey{cf.customer, k.eventType, HourOfSlot(k.slot)}
+			bk := BucketKey{cf.customer, k.meter, HourOfSlot(k.slot)}
 			d := days[bk]
 			if d == nil {
-				d = make(map[int64]*State, 4)
+				d = make(map[int64]State, 4)
 				days[bk] = d
 			}
 			d[k.slot] = s
@@ -232,17 +310,17 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	}
 	out := make(map[BucketKey][]byte, len(days))
 	for bk, delta := range days {
-		slots := make(map[int64]*State, len(delta))
+		slots := make(map[int64]State, len(delta))
 		if b, ok := stored[bk]; ok {
 			if err := DecodeSlots(bk.Hour, b, slots); err != nil {
 				return fmt.Errorf("bucket %v: %w", bk, err)
 			}
 		}
 		for s, st := range delta {
-			if cur := slots[s]; cur != nil {
+			if cur := slots[s]; cur != nil && cur.kind() == st.kind() {
 				cur.Merge(st)
 			} else {
-				slots[s] = st
+				slots[s] = st.Clone()
 			}
 		}
 		out[bk] = EncodeSlots(bk.Hour, slots)
@@ -252,7 +330,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	}
 
 	// Aggregations: each slot's delta into every period holding it.
-	deltas := make(map[AggregationKey]map[string]*State)
+	deltas := make(map[AggregationKey]map[string]State)
 	for i := range r.done {
 		cf := &r.done[i]
 		for k, s := range cf.slots {
@@ -260,13 +338,13 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 				ak := AggregationKey{cf.customer, cfg.Periods[j], key}
 				d := deltas[ak]
 				if d == nil {
-					d = make(map[string]*State, 2)
+					d = make(map[string]State, 2)
 					deltas[ak] = d
 				}
-				if cur := d[k.eventType]; cur != nil {
+				if cur := d[k.meter]; cur != nil {
 					cur.Merge(s)
 				} else {
-					d[k.eventType] = s.clone()
+					d[k.meter] = s.Clone()
 				}
 			}
 		}
@@ -290,7 +368,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 			res.AggregationsCreated++
 		} else {
 			for t, s := range states {
-				if cur := ag.States[t]; cur != nil {
+				if cur := ag.States[t]; cur != nil && cur.kind() == s.kind() {
 					cur.Merge(s)
 				} else {
 					ag.States[t] = s

@@ -25,7 +25,7 @@ type BucketKey struct {
 // every time zone is derived from slots exactly.
 type Bucket struct {
 	BucketKey
-	Slots map[int64]*State // by slot index (SlotOf), all within Hour
+	Slots map[int64]State // by slot index (SlotOf), all within Hour
 }
 
 // DayOfSlot returns the UTC day holding slot s.
@@ -41,32 +41,53 @@ func floorDiv(a, b int64) int64 {
 	return (a - b + 1) / b
 }
 
+// slotsFormat is the first byte of a bucket's encoding since states carry
+// their kind and version. Before, the first byte was a slot's index in its
+// hour, 0 to 3.
+const slotsFormat = 0xF1
+
 // EncodeSlots encodes the slots of one hour, in slot order.
-func EncodeSlots(hour int64, slots map[int64]*State) []byte {
+func EncodeSlots(hour int64, slots map[int64]State) []byte {
 	idx := make([]int64, 0, len(slots))
 	for s := range slots {
 		idx = append(idx, s)
 	}
 	sort.Slice(idx, func(i, j int) bool { return idx[i] < idx[j] })
-	b := make([]byte, 0, 64*len(idx))
+	b := make([]byte, 0, 1+64*len(idx))
+	if len(idx) == 0 {
+		return b
+	}
+	b = append(b, slotsFormat)
 	for _, s := range idx {
 		b = append(b, byte(s-hour*SlotsPerBucket))
-		b = slots[s].AppendBinary(b)
+		b = AppendState(b, slots[s])
 	}
 	return b
 }
 
-// DecodeSlots decodes what EncodeSlots wrote into slots.
-func DecodeSlots(hour int64, b []byte, slots map[int64]*State) error {
-	for len(b) > 0 {
-		i := int64(b[0])
+// DecodeSlots decodes what EncodeSlots wrote into slots, and what it wrote
+// before states carried a kind.
+func DecodeSlots(hour int64, b []byte, slots map[int64]State) error {
+	legacy := len(b) > 0 && b[0] != slotsFormat
+	if !legacy && len(b) > 0 {
+		if b = b[1:]; len(b) == 0 {
+			return errState // the format byte is written only before slots
+		}
+	}
+	r := &reader{b: b}
+	for len(r.b) > 0 {
+		i := int64(r.byte())
 		if i >= SlotsPerBucket {
 			return errState
 		}
-		s := new(State)
-		var err error
-		if b, err = DecodeState(b[1:], s); err != nil {
-			return err
+		var s State
+		if legacy {
+			s = decodeLegacyStats(r)
+		} else {
+			s = decodeState(r)
+		}
+		if r.err {
+			return errState
 		}
 		slots[hour*SlotsPerBucket+i] = s
 	}

@@ -12,22 +12,6 @@ import (
 	"time"
 )
 
-// Op is how the values of one event type are combined within a period.
-type Op string
-
-const (
-	OpSum   Op = "sum"
-	OpAvg   Op = "avg"
-	OpMin   Op = "min"
-	OpMax   Op = "max"
-	OpCount Op = "count"
-	OpFirst Op = "first"
-	OpLast  Op = "last"
-)
-
-// Ops lists every op.
-var Ops = []Op{OpSum, OpAvg, OpMin, OpMax, OpCount, OpFirst, OpLast}
-
 // EventType is the configuration of one event type.
 type EventType struct {
 	Op          Op     `json:"op"`
@@ -55,6 +39,15 @@ type Config struct {
 	MaxEventAge Duration             `json:"maxEventAge"`
 	GracePeriod Duration             `json:"gracePeriod"`
 	Retention   Retention            `json:"retention"`
+	// Meters are the meters over events' metadata (SPEC.md, "Meters").
+	Meters map[string]*Meter `json:"meters,omitempty"`
+
+	// MeterOrder is the names of Meters in the order of the file.
+	MeterOrder []string `json:"-"`
+	// meterByName holds every meter, the event types' own included;
+	// metersByType the meters of each event type.
+	meterByName  map[string]*Meter
+	metersByType map[string][]*Meter
 
 	// EventOrder is the event type names in the order of the file.
 	EventOrder []string `json:"-"`
@@ -198,10 +191,10 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 		return fail("(file)", "not a JSON object: %v", err)
 	}
 	known := map[string]bool{"periods": true, "events": true, "webhooks": true, "timezone": true,
-		"maxEventAge": true, "gracePeriod": true, "retention": true}
+		"maxEventAge": true, "gracePeriod": true, "retention": true, "meters": true}
 	for k := range raw {
 		if !known[k] && !strings.HasPrefix(k, "_") {
-			return fail(k, "unknown key; allowed: periods, events, webhooks, timezone, maxEventAge, gracePeriod, retention (or a key starting with _)")
+			return fail(k, "unknown key; allowed: periods, events, webhooks, timezone, maxEventAge, gracePeriod, retention, meters (or a key starting with _)")
 		}
 	}
 	c := &Config{MaxEventAge: DefaultMaxEventAge, Timezone: "UTC"}
@@ -264,7 +257,7 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 			case k == "op":
 				var op string
 				if json.Unmarshal(v, &op) != nil || !validOp(Op(op)) {
-					return fail(key+".op", "unknown op %s; allowed: sum, avg, min, max, count, first, last", string(v))
+					return fail(key+".op", "unknown op %s; allowed: %s", string(v), opList())
 				}
 				et.Op = Op(op)
 			case k == "description":
@@ -277,7 +270,7 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 			}
 		}
 		if et.Op == "" {
-			return fail(key+".op", "missing; allowed: sum, avg, min, max, count, first, last")
+			return fail(key+".op", "missing; allowed: %s", opList())
 		}
 		c.Events[name] = et
 	}
@@ -353,16 +346,16 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 			}
 		}
 	}
-	return c, nil
-}
-
-func validOp(op Op) bool {
-	for _, o := range Ops {
-		if o == op {
-			return true
+	if msg, ok := raw["meters"]; ok {
+		if err := c.parseMeters(msg, func(key, format string, args ...any) error {
+			_, err := fail(key, format, args...)
+			return err
+		}); err != nil {
+			return nil, err
 		}
 	}
-	return false
+	c.indexMeters()
+	return c, nil
 }
 
 // objectKeys returns the keys of a JSON object in their order.

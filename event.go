@@ -160,6 +160,19 @@ func (c *Config) InvalidEventType(t string) string {
 	return "Invalid event type: " + t + ". Must be one of: " + strings.Join(c.EventOrder, ", ")
 }
 
+// InvalidMeter is the message for an unknown meter. With no meters
+// section, meters are the event types, and the message is the template's.
+func (c *Config) InvalidMeter(name string) string {
+	if len(c.MeterOrder) == 0 {
+		return c.InvalidEventType(name)
+	}
+	if len(name) > 64 {
+		name = name[:64] + "..."
+	}
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	return "Invalid meter: " + name + ". Must be one of: " + strings.Join(append(append([]string(nil), c.EventOrder...), c.MeterOrder...), ", ")
+}
+
 // ConflictError is the answer to an event whose client id is stored, or
 // given earlier in the same request, with a different body.
 func ConflictError(id string) error {

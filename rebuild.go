@@ -47,26 +47,32 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 	if err != nil || len(keys) == 0 {
 		return err
 	}
-	want := make(map[BucketKey]map[int64]*State, len(keys))
+	// The rebuilds name event types; each of their meters is rebuilt.
+	fold := newFolder(cfg)
+	want := make(map[BucketKey]map[int64]State, len(keys))
 	minHour, maxHour := keys[0].Hour, keys[0].Hour
 	for _, k := range keys {
-		want[k] = map[int64]*State{}
+		for _, m := range fold.metersOf(k.EventType) {
+			want[BucketKey{k.CustomerID, m.Name, k.Hour}] = map[int64]State{}
+		}
 		minHour, maxHour = min(minHour, k.Hour), max(maxHour, k.Hour)
 	}
 	from, to := time.UnixMilli(minHour*hourMillis).UTC(), time.UnixMilli((maxHour+1)*hourMillis).UTC()
 	err = a.Store.ScanFolded(ctx, st.Watermark, from, to, func(e *Event) error {
-		ms := e.Time.UnixMilli()
-		slot := SlotOf(ms)
-		slots, ok := want[BucketKey{e.CustomerID, e.EventType, HourOfSlot(slot)}]
-		if !ok {
-			return nil
+		slot := SlotOf(e.Time.UnixMilli())
+		for i := range fold.samples(e) {
+			ps := &fold.out[i]
+			slots, ok := want[BucketKey{e.CustomerID, ps.m.Name, HourOfSlot(slot)}]
+			if !ok {
+				continue
+			}
+			s := slots[slot]
+			if s == nil {
+				s = ps.m.NewState()
+				slots[slot] = s
+			}
+			s.Add(&ps.s)
 		}
-		s := slots[slot]
-		if s == nil {
-			s = new(State)
-			slots[slot] = s
-		}
-		s.Add(e.Value, ms, e.Seq)
 		return nil
 	})
 	if err != nil {
@@ -119,10 +125,10 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 			if err != nil {
 				return err
 			}
-			states := map[string]*State{}
+			states := map[string]State{}
 			first, last := SlotOf(ag.PeriodStart.UnixMilli()), SlotOf(ag.PeriodEnd.UnixMilli()-1)
 			for bk, b := range buckets {
-				slots := map[int64]*State{}
+				slots := map[int64]State{}
 				if err := DecodeSlots(bk.Hour, b, slots); err != nil {
 					return fmt.Errorf("bucket %v: %w", bk, err)
 				}
@@ -130,7 +136,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 					if s < first || s > last {
 						continue
 					}
-					if cur := states[bk.EventType]; cur != nil {
+					if cur := states[bk.EventType]; cur != nil && cur.kind() == st.kind() {
 						cur.Merge(st)
 					} else {
 						states[bk.EventType] = st

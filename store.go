@@ -111,9 +111,11 @@ type AggregationStore interface {
 	// customers after fromCustomer ("" for every customer), ordered by
 	// customer. The Event passed is reused between calls; fn must copy
 	// what it keeps.
-	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*Event) error) error
+	// Metadata is read only when withMetadata is set.
+	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool, fn func(*Event) error) error
 	// ScanFolded calls fn for each event folded into the aggregates (Seq <=
-	// upto, with no run in progress) whose time is in [from, to).
+	// upto, with no run in progress) whose time is in [from, to), with
+	// their metadata.
 	ScanFolded(ctx context.Context, upto int64, from, to time.Time, fn func(*Event) error) error
 	// Aggregate runs fn in one write transaction that excludes every other
 	// aggregation writer of this store (on every replica).
@@ -121,9 +123,9 @@ type AggregationStore interface {
 
 	FindAggregations(ctx context.Context, filter AggregationFilter) ([]*Aggregation, string, error)
 	// FindUsage returns, from one consistent snapshot, the buckets of a
-	// customer's event type for UTC hours fromHour..toHour, and that
-	// customer's events of that type not yet folded into any bucket.
-	FindUsage(ctx context.Context, customerID, eventType string, fromHour, toHour int64) ([]Bucket, []Event, error)
+	// customer's meter for UTC hours fromHour..toHour, and that customer's
+	// events of the meter's event type not yet folded into any bucket.
+	FindUsage(ctx context.Context, customerID, meter, eventType string, fromHour, toHour int64) ([]Bucket, []Event, error)
 }
 
 // AggregationTx is the write side of one aggregation step.

@@ -6,36 +6,46 @@ import (
 	"time"
 )
 
-// UsageQuery asks for one customer's usage of one event type per window
-// over a range, computed from the buckets (and the events not yet folded
-// into them), never from the stored aggregations.
+// UsageQuery asks for one customer's usage of one meter per window over a
+// range, computed from the buckets (and the events not yet folded into
+// them), never from the stored aggregations.
 type UsageQuery struct {
 	CustomerID string
-	EventType  string
+	// Meter names the meter; an event type is one.
+	Meter string
 	// From and To bound the range: slots starting in [From, To) count.
 	// Usage resolves to the 15-minute slot.
 	From, To time.Time
 	Window   Period
 	Location *time.Location
+	// GroupBy asks for the value of each group of a grouped meter, by
+	// these of its dimensions (all of them, or some: groups that differ
+	// only in the others are merged).
+	GroupBy []string
 }
 
 // UsagePoint is the value of one window.
 type UsagePoint struct {
-	Key   string    `json:"key"`
-	Start time.Time `json:"-"`
-	End   time.Time `json:"-"`
-	Value float64   `json:"value"`
-	Count int64     `json:"count"`
+	Key    string       `json:"key"`
+	Start  time.Time    `json:"-"`
+	End    time.Time    `json:"-"`
+	Value  float64      `json:"value"`
+	Count  int64        `json:"count"`
+	Groups []GroupValue `json:"groups,omitempty"`
 }
 
 // MaxUsageWindows bounds the windows of one usage answer.
 const MaxUsageWindows = 10_000
 
-// Usage answers q from store, with the op configured for the event type.
+// Usage answers q from store, with the meter's op.
 func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuery) ([]UsagePoint, error) {
-	et, ok := cfg.Events[q.EventType]
-	if !ok {
-		return nil, &Error{Code: EINVALID, Message: cfg.InvalidEventType(q.EventType)}
+	m := cfg.Meter(q.Meter)
+	if m == nil {
+		return nil, &Error{Code: EINVALID, Message: cfg.InvalidMeter(q.Meter)}
+	}
+	dims, err := m.dimensions(q.GroupBy)
+	if err != nil {
+		return nil, err
 	}
 	if !q.To.After(q.From) {
 		return nil, Errorf(EINVALID, "to must be after from")
@@ -44,11 +54,11 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 	if toSlot-fromSlot > 100*366*SlotsPerDay {
 		return nil, Errorf(EINVALID, "the range must be at most 100 years")
 	}
-	buckets, pending, err := store.FindUsage(ctx, q.CustomerID, q.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
+	buckets, pending, err := store.FindUsage(ctx, q.CustomerID, m.Name, m.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
 	if err != nil {
 		return nil, err
 	}
-	slots := map[int64]*State{}
+	slots := map[int64]State{}
 	for _, b := range buckets {
 		for s, st := range b.Slots {
 			if s >= fromSlot && s < toSlot {
@@ -56,32 +66,39 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 			}
 		}
 	}
+	fold := newFolder(cfg)
 	for i := range pending {
 		e := &pending[i]
-		ms := e.Time.UnixMilli()
-		s := SlotOf(ms)
+		s := SlotOf(e.Time.UnixMilli())
 		if s < fromSlot || s >= toSlot {
 			continue
 		}
-		st := slots[s]
-		if st == nil {
-			st = new(State)
-			slots[s] = st
-		} else {
-			st = st.clone()
+		for j := range fold.samples(e) {
+			ps := &fold.out[j]
+			if ps.m != m {
+				continue
+			}
+			st := slots[s]
+			if st == nil || st.kind() != m.NewState().kind() {
+				st = m.NewState()
+			} else {
+				st = st.Clone()
+			}
+			st.Add(&ps.s)
 			slots[s] = st
 		}
-		st.Add(e.Value, ms, e.Seq)
 	}
-	windows := map[string]*State{}
+	windows := map[string]State{}
 	for s, st := range slots {
 		key := q.Window.Key(SlotStart(s).In(q.Location))
 		w := windows[key]
 		if w == nil {
-			w = new(State)
+			w = m.NewState()
 			windows[key] = w
 		}
-		w.Merge(st)
+		if w.kind() == st.kind() {
+			w.Merge(st)
+		}
 	}
 	if len(windows) > MaxUsageWindows {
 		return nil, Errorf(EINVALID, "the answer would have more than %d windows; choose a wider window or a shorter range", MaxUsageWindows)
@@ -92,7 +109,11 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, UsagePoint{Key: key, Start: start, End: end, Value: st.Value(et.Op), Count: st.Count})
+		p := UsagePoint{Key: key, Start: start, End: end, Value: Value(m.Op, st), Count: st.Count()}
+		if dims != nil {
+			p.Groups = m.groupsBy(st, dims)
+		}
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out, nil

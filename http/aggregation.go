@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/odometer-dev/odometer"
@@ -117,7 +118,11 @@ var windows = map[string]odometer.Period{"hour": odometer.Hourly, "day": odomete
 func (s *Server) handleUsageQuery(w http.ResponseWriter, r *http.Request) {
 	cfg := s.Config()
 	q := r.URL.Query()
-	uq := odometer.UsageQuery{EventType: q.Get("eventType"), Location: cfg.Location}
+	uq := odometer.UsageQuery{Meter: q.Get("meter"), Location: cfg.Location}
+	byType := q.Has("eventType") || !q.Has("meter")
+	if byType {
+		uq.Meter = q.Get("eventType")
+	}
 	var err error
 	if uq.CustomerID, err = customerFilter(r, q.Get("customerId")); err != nil {
 		s.writeError(w, r, err)
@@ -130,9 +135,26 @@ func (s *Server) handleUsageQuery(w http.ResponseWriter, r *http.Request) {
 		fail("customerId is required")
 		return
 	}
-	if uq.EventType == "" {
-		fail("eventType is required")
+	if uq.Meter == "" {
+		if len(cfg.MeterOrder) == 0 {
+			fail("eventType is required")
+		} else {
+			fail("meter (or eventType) is required")
+		}
 		return
+	}
+	if q.Has("meter") && q.Has("eventType") {
+		fail("give meter or eventType, not both")
+		return
+	}
+	if byType {
+		if _, ok := cfg.Events[uq.Meter]; !ok {
+			s.writeError(w, r, odometer.Errorf(odometer.EINVALID, "%s", cfg.InvalidEventType(uq.Meter)))
+			return
+		}
+	}
+	if g := q.Get("groupBy"); g != "" {
+		uq.GroupBy = strings.Split(g, ",")
 	}
 	wname := q.Get("window")
 	if wname == "" {
@@ -181,19 +203,29 @@ func (s *Server) handleUsageQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type point struct {
-		Key   string  `json:"key"`
-		Start string  `json:"start"`
-		End   string  `json:"end"`
-		Value float64 `json:"value"`
-		Count int64   `json:"count"`
+		Key    string                `json:"key"`
+		Start  string                `json:"start"`
+		End    string                `json:"end"`
+		Value  float64               `json:"value"`
+		Count  int64                 `json:"count"`
+		Groups []odometer.GroupValue `json:"groups,omitempty"`
 	}
 	out := make([]point, len(points))
 	for i, p := range points {
-		out[i] = point{p.Key, odometer.FormatTime(p.Start), odometer.FormatTime(odometer.LastMilli(p.End)), p.Value, p.Count}
+		out[i] = point{p.Key, odometer.FormatTime(p.Start), odometer.FormatTime(odometer.LastMilli(p.End)), p.Value, p.Count, p.Groups}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"customerId": uq.CustomerID, "eventType": uq.EventType, "op": cfg.Events[uq.EventType].Op,
+	body := map[string]any{
+		"customerId": uq.CustomerID, "op": cfg.Meter(uq.Meter).Op,
 		"window": wname, "timezone": uq.Location.String(),
 		"from": odometer.FormatTime(uq.From), "to": odometer.FormatTime(uq.To), "usage": out,
-	})
+	}
+	if byType {
+		body["eventType"] = uq.Meter
+	} else {
+		body["meter"] = uq.Meter
+	}
+	if len(uq.GroupBy) > 0 {
+		body["groupBy"] = uq.GroupBy
+	}
+	writeJSON(w, http.StatusOK, body)
 }

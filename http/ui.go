@@ -335,11 +335,11 @@ func (s *Server) readStoreStats(ctx context.Context, cfg *odometer.Config, now t
 			}
 			st.customers++
 			for name, state := range a.States {
-				et, ok := cfg.Events[name]
-				if !ok || state.Count == 0 {
+				m := cfg.Meter(name)
+				if m == nil || state.Count() == 0 {
 					continue
 				}
-				st.top[name] = rank(st.top[name], topCustomer{a.CustomerID, state.Value(et.Op), state.Count})
+				st.top[name] = rank(st.top[name], topCustomer{a.CustomerID, odometer.Value(m.Op, state), state.Count()})
 			}
 		}
 		if next == "" {

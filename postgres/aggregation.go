@@ -76,8 +76,12 @@ func (s *Store) MaxSeq(ctx context.Context) (int64, error) {
 // ScanEvents implements odometer.AggregationStore. The server sorts the
 // range (spilling to disk past work_mem) and the rows stream, so the
 // aggregator holds one customer at a time, not the whole range.
-func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*odometer.Event) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT customer_id, event_type, seq, value, ts FROM events
+func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool, fn func(*odometer.Event) error) error {
+	metadata := "NULL"
+	if withMetadata {
+		metadata = "metadata"
+	}
+	rows, err := s.pool.Query(ctx, `SELECT customer_id, event_type, seq, value, ts, `+metadata+` FROM events
 		WHERE seq > $1 AND seq <= $2 AND customer_id > $3 ORDER BY customer_id, event_type, seq`, after, upto, fromCustomer)
 	if err != nil {
 		return storeError("scan events", err)
@@ -86,7 +90,7 @@ func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer 
 	var e odometer.Event
 	var customer, eventType pgtype.DriverBytes
 	for rows.Next() {
-		if err := rows.Scan(&customer, &eventType, &e.Seq, &e.Value, &e.Time); err != nil {
+		if err := rows.Scan(&customer, &eventType, &e.Seq, &e.Value, &e.Time, &e.Metadata); err != nil {
 			return storeError("scan events", err)
 		}
 		// The rows come sorted: keep one string per run of equal values.
@@ -475,7 +479,7 @@ func decodeCursor(s string) (aggCursor, bool) {
 // FindUsage implements odometer.AggregationStore. One REPEATABLE READ
 // transaction gives one snapshot to the run state, the buckets and the
 // events.
-func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
+func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
@@ -498,7 +502,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 			rows.Close()
 			return nil, nil, storeError("find usage", err)
 		}
-		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Hour: hour}, Slots: map[int64]*odometer.State{}}
+		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: meter, Hour: hour}, Slots: map[int64]odometer.State{}}
 		if err := odometer.DecodeSlots(hour, b, bk.Slots); err != nil {
 			rows.Close()
 			return nil, nil, storeError("find usage", err)
@@ -509,7 +513,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 	if err := rows.Err(); err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
-	erows, err := tx.Query(ctx, `SELECT seq, value, ts FROM events WHERE seq > $1 AND customer_id = $2 AND event_type = $3`,
+	erows, err := tx.Query(ctx, `SELECT seq, value, metadata, ts FROM events WHERE seq > $1 AND customer_id = $2 AND event_type = $3`,
 		run.Watermark, customerID, eventType)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
@@ -518,7 +522,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 	var events []odometer.Event
 	for erows.Next() {
 		e := odometer.Event{CustomerID: customerID, EventType: eventType}
-		if err := erows.Scan(&e.Seq, &e.Value, &e.Time); err != nil {
+		if err := erows.Scan(&e.Seq, &e.Value, &e.Metadata, &e.Time); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
 		if run.Folded(customerID, e.Seq) {

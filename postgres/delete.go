@@ -60,7 +60,7 @@ func (s *Store) DeleteEvents(ctx context.Context, f odometer.EventFilter) (int, 
 
 // ScanFolded implements odometer.AggregationStore.
 func (s *Store) ScanFolded(ctx context.Context, upto int64, from, to time.Time, fn func(*odometer.Event) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT customer_id, event_type, seq, value, ts FROM events WHERE seq <= $1 AND ts >= $2 AND ts < $3`,
+	rows, err := s.pool.Query(ctx, `SELECT customer_id, event_type, seq, value, metadata, ts FROM events WHERE seq <= $1 AND ts >= $2 AND ts < $3`,
 		upto, ms(from), ms(to))
 	if err != nil {
 		return storeError("scan folded", err)
@@ -68,7 +68,7 @@ func (s *Store) ScanFolded(ctx context.Context, upto int64, from, to time.Time, 
 	defer rows.Close()
 	var e odometer.Event
 	for rows.Next() {
-		if err := rows.Scan(&e.CustomerID, &e.EventType, &e.Seq, &e.Value, &e.Time); err != nil {
+		if err := rows.Scan(&e.CustomerID, &e.EventType, &e.Seq, &e.Value, &e.Metadata, &e.Time); err != nil {
 			return storeError("scan folded", err)
 		}
 		e.Time = e.Time.UTC()

@@ -412,7 +412,7 @@ func decodeCursor(s string) (aggCursor, bool) {
 }
 
 // FindUsage implements odometer.AggregationStore.
-func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
+func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
@@ -439,11 +439,11 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 		if err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
-		sec, ok := secs[eventType]
+		sec, ok := secs[meter]
 		if !ok {
 			continue
 		}
-		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: eventType, Hour: hour}, Slots: map[int64]*odometer.State{}}
+		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: meter, Hour: hour}, Slots: map[int64]odometer.State{}}
 		if err := odometer.DecodeSlots(hour, sec, bk.Slots); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
@@ -453,7 +453,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 		return nil, nil, storeError("find usage", err)
 	}
 	rows.Close()
-	erows, err := tx.QueryContext(ctx, `SELECT seq, value, ts FROM events WHERE seq > ? AND customer_id = ? AND event_type = ?`, run.Watermark, customerID, eventType)
+	erows, err := tx.QueryContext(ctx, `SELECT seq, value, metadata, ts FROM events WHERE seq > ? AND customer_id = ? AND event_type = ?`, run.Watermark, customerID, eventType)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
@@ -462,7 +462,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, eventType string, fro
 	for erows.Next() {
 		e := odometer.Event{CustomerID: customerID, EventType: eventType}
 		var ts int64
-		if err := erows.Scan(&e.Seq, &e.Value, &ts); err != nil {
+		if err := erows.Scan(&e.Seq, &e.Value, &e.Metadata, &ts); err != nil {
 			return nil, nil, storeError("find usage", err)
 		}
 		if run.Folded(customerID, e.Seq) {

@@ -60,7 +60,7 @@ func (s *Store) DeleteEvents(ctx context.Context, f odometer.EventFilter) (int, 
 
 // ScanFolded implements odometer.AggregationStore.
 func (s *Store) ScanFolded(ctx context.Context, upto int64, from, to time.Time, fn func(*odometer.Event) error) error {
-	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, ts FROM events WHERE seq <= ? AND ts >= ? AND ts < ?`,
+	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, metadata, ts FROM events WHERE seq <= ? AND ts >= ? AND ts < ?`,
 		upto, ms(from), ms(to))
 	if err != nil {
 		return storeError("scan folded", err)
@@ -69,7 +69,7 @@ func (s *Store) ScanFolded(ctx context.Context, upto int64, from, to time.Time, 
 	var e odometer.Event
 	for rows.Next() {
 		var ts int64
-		if err := rows.Scan(&e.CustomerID, &e.EventType, &e.Seq, &e.Value, &ts); err != nil {
+		if err := rows.Scan(&e.CustomerID, &e.EventType, &e.Seq, &e.Value, &e.Metadata, &ts); err != nil {
 			return storeError("scan folded", err)
 		}
 		e.Time = fromMS(ts)

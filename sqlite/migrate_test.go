@@ -42,9 +42,9 @@ func TestMigrateArrivalOrder(t *testing.T) {
 	old := []row{{"cust_a", 5}, {"cust_b", 7}}
 	for i, r := range old {
 		seq := int64(i + 1)
-		var s odometer.State
-		s.Add(r.value, at.UnixMilli(), seq)
-		bucket := sections{"api.calls": odometer.EncodeSlots(hour, map[int64]*odometer.State{odometer.SlotOf(at.UnixMilli()): &s})}.encode()
+		s := odometer.NewState(odometer.OpSum)
+		s.Add(&odometer.Sample{Time: at.UnixMilli(), Seq: seq, Num: r.value, Dec: odometer.DecimalOf(r.value)})
+		bucket := sections{"api.calls": odometer.EncodeSlots(hour, map[int64]odometer.State{odometer.SlotOf(at.UnixMilli()): s})}.encode()
 		for _, q := range []struct {
 			sql  string
 			args []any
@@ -55,7 +55,7 @@ func TestMigrateArrivalOrder(t *testing.T) {
 			{`INSERT INTO aggregations (customer_id, period, period_key, period_start, period_end, updated_at, states)
 				VALUES (?, 'daily', '20261102', ?, ?, ?, ?)`,
 				[]any{r.customer, day.UnixMilli(), day.Add(24*time.Hour).UnixMilli() - 1, at.UnixMilli(),
-					odometer.EncodeStates(map[string]*odometer.State{"api.calls": &s})}},
+					odometer.EncodeStates(map[string]odometer.State{"api.calls": s})}},
 		} {
 			if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
 				t.Fatalf("%s: %v", q.sql, err)
@@ -92,10 +92,10 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(aggs) != 1 || aggs[0].Period != odometer.Daily || aggs[0].States["api.calls"].Sum.Value() != r.value {
+		if len(aggs) != 1 || aggs[0].Period != odometer.Daily || odometer.Value(odometer.OpSum, aggs[0].States["api.calls"]) != r.value {
 			t.Fatalf("%s after migration: %+v, want one daily aggregation of %v", r.customer, aggs, r.value)
 		}
-		buckets, pending, err := s.FindUsage(ctx, r.customer, "api.calls", hour, hour)
+		buckets, pending, err := s.FindUsage(ctx, r.customer, "api.calls", "api.calls", hour, hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,8 +103,8 @@ func TestMigrateArrivalOrder(t *testing.T) {
 			t.Fatalf("%s after migration: %d buckets and %d pending events, want 1 with 1 slot and 0", r.customer, len(buckets), len(pending))
 		}
 		for _, st := range buckets[0].Slots {
-			if st.Sum.Value() != r.value {
-				t.Fatalf("%s bucket after migration holds %v, want %v", r.customer, st.Sum.Value(), r.value)
+			if odometer.Value(odometer.OpSum, st) != r.value {
+				t.Fatalf("%s bucket after migration holds %v, want %v", r.customer, odometer.Value(odometer.OpSum, st), r.value)
 			}
 		}
 	}
@@ -149,10 +149,10 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(aggs) != 1 || aggs[0].States["api.calls"].Sum.Value() != want {
+		if len(aggs) != 1 || odometer.Value(odometer.OpSum, aggs[0].States["api.calls"]) != want {
 			t.Fatalf("%s after the run: %+v, want one daily aggregation of %v", customer, aggs, want)
 		}
-		buckets, _, err := s.FindUsage(ctx, customer, "api.calls", hour, hour)
+		buckets, _, err := s.FindUsage(ctx, customer, "api.calls", "api.calls", hour, hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,8 +160,8 @@ func TestMigrateArrivalOrder(t *testing.T) {
 			t.Fatalf("%s after the run: %d buckets, want 1 with 1 slot", customer, len(buckets))
 		}
 		for _, st := range buckets[0].Slots {
-			if st.Sum.Value() != want {
-				t.Fatalf("%s bucket after the run holds %v, want %v", customer, st.Sum.Value(), want)
+			if odometer.Value(odometer.OpSum, st) != want {
+				t.Fatalf("%s bucket after the run holds %v, want %v", customer, odometer.Value(odometer.OpSum, st), want)
 			}
 		}
 	}
@@ -201,12 +201,12 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		slots := map[int64]*odometer.State{}
+		slots := map[int64]odometer.State{}
 		if err := odometer.DecodeSlots(h, secs["api.calls"], slots); err != nil {
 			t.Fatal(err)
 		}
 		for _, st := range slots {
-			bucketTotal += st.Sum.Value()
+			bucketTotal += odometer.Value(odometer.OpSum, st)
 		}
 	}
 	brows.Close()
@@ -223,7 +223,7 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		total += st["api.calls"].Sum.Value()
+		total += odometer.Value(odometer.OpSum, st["api.calls"])
 	}
 	rows.Close()
 	if buckets != 2 || aggs != 2 || total != 22 || bucketTotal != 22 {

@@ -30,14 +30,18 @@ type scanned struct {
 	seq                 int64
 	value               float64
 	ts                  int64
+	metadata            []byte
 }
+
+// scanRunMetadata bounds the metadata bytes of one run in memory.
+const scanRunMetadata = 64 << 20
 
 // cmp orders by customer: the aggregator folds one customer at a time, in
 // any order of its events.
 func (a *scanned) cmp(b *scanned) int { return strings.Compare(a.customer, b.customer) }
 
 // ScanEvents implements odometer.AggregationStore.
-func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, fn func(*odometer.Event) error) error {
+func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool, fn func(*odometer.Event) error) error {
 	var runs []*os.File
 	defer func() {
 		for _, f := range runs {
@@ -47,7 +51,7 @@ func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer 
 	}()
 	var last []scanned
 	for next := after; next < upto; {
-		batch, end, err := s.readRun(ctx, next, upto, fromCustomer)
+		batch, end, err := s.readRun(ctx, next, upto, fromCustomer, withMetadata)
 		if err != nil {
 			return err
 		}
@@ -71,7 +75,7 @@ func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer 
 		if r.eventType != e.EventType {
 			e.EventType = r.eventType
 		}
-		e.Seq, e.Value, e.Time = r.seq, r.value, fromMS(r.ts)
+		e.Seq, e.Value, e.Time, e.Metadata = r.seq, r.value, fromMS(r.ts), r.metadata
 		return fn(&e)
 	}
 	if len(runs) == 0 {
@@ -90,8 +94,12 @@ func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer 
 
 // readRun reads up to scanRun events with after < seq <= upto, in seq
 // order, and returns them with the seq to continue after.
-func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer string) ([]scanned, int64, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, ts FROM events
+func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool) ([]scanned, int64, error) {
+	metadata := "NULL"
+	if withMetadata {
+		metadata = "metadata"
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, ts, `+metadata+` FROM events
 		WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, after, upto, scanRun)
 	if err != nil {
 		return nil, 0, storeError("scan events", err)
@@ -108,10 +116,10 @@ func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer str
 		strs[s] = s
 		return s
 	}
-	n := 0
+	n, metaBytes, full := 0, 0, false
 	for rows.Next() {
 		var r scanned
-		if err := rows.Scan(&customer, &eventType, &r.seq, &r.value, &r.ts); err != nil {
+		if err := rows.Scan(&customer, &eventType, &r.seq, &r.value, &r.ts, &r.metadata); err != nil {
 			return nil, 0, storeError("scan events", err)
 		}
 		n++
@@ -121,11 +129,15 @@ func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer str
 		}
 		r.customer, r.eventType = intern(customer), intern(eventType)
 		out = append(out, r)
+		if metaBytes += len(r.metadata); metaBytes >= scanRunMetadata {
+			full = true // a run holds at most this much metadata in memory
+			break
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, storeError("scan events", err)
 	}
-	if n < scanRun {
+	if n < scanRun && !full {
 		after = upto // the range is read
 	}
 	return out, after, nil
@@ -148,6 +160,8 @@ func writeRun(batch []scanned) (*os.File, error) {
 		b = binary.AppendVarint(b, r.seq)
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(r.value))
 		b = binary.AppendVarint(b, r.ts)
+		b = binary.AppendUvarint(b, uint64(len(r.metadata)))
+		b = append(b, r.metadata...)
 		if _, err := w.Write(b); err != nil {
 			f.Close()
 			os.Remove(f.Name())
@@ -211,7 +225,18 @@ func (rr *runReader) next() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	rr.cur = scanned{rr.prevC, rr.prevT, seq, math.Float64frombits(binary.LittleEndian.Uint64(v[:])), ts}
+	n, err := binary.ReadUvarint(rr.r)
+	if err != nil {
+		return false, err
+	}
+	var md []byte
+	if n > 0 {
+		md = make([]byte, n)
+		if _, err := io.ReadFull(rr.r, md); err != nil {
+			return false, err
+		}
+	}
+	rr.cur = scanned{rr.prevC, rr.prevT, seq, math.Float64frombits(binary.LittleEndian.Uint64(v[:])), ts, md}
 	return true, nil
 }
 

@@ -29,6 +29,9 @@ func TestScanEvents(t *testing.T) {
 		events = append(events, odometer.Event{ID: fmt.Sprintf("e%d", i), ClientID: true,
 			CustomerID: fmt.Sprintf("c%02d", rng.IntN(23)), EventType: []string{"a", "b", "c"}[rng.IntN(3)],
 			Value: float64(i), Time: now.Add(time.Duration(i) * time.Minute), ReceivedAt: now})
+		if i%3 != 0 {
+			events[i].Metadata = []byte(fmt.Sprintf(`{"n":%d}`, i))
+		}
 	}
 	if _, err := s.CreateEvents(ctx, events); err != nil {
 		t.Fatal(err)
@@ -61,7 +64,8 @@ func TestScanEvents(t *testing.T) {
 			}
 			seen := map[int64]bool{}
 			var prev string
-			err := s.ScanEvents(ctx, tt.after, tt.upto, tt.from, func(e *odometer.Event) error {
+			withMetadata := tt.run != 37
+			err := s.ScanEvents(ctx, tt.after, tt.upto, tt.from, withMetadata, func(e *odometer.Event) error {
 				key := e.CustomerID
 				if strings.Compare(key, prev) < 0 {
 					return fmt.Errorf("%q after %q: not sorted", key, prev)
@@ -74,6 +78,9 @@ func TestScanEvents(t *testing.T) {
 				orig := events[e.Seq-1]
 				if orig.CustomerID != e.CustomerID || orig.EventType != e.EventType || orig.Value != e.Value || !orig.Time.Equal(e.Time) {
 					return fmt.Errorf("seq %d: %+v, stored %+v", e.Seq, e, orig)
+				}
+				if want := orig.Metadata; !withMetadata && e.Metadata != nil || withMetadata && string(e.Metadata) != string(want) {
+					return fmt.Errorf("seq %d: metadata %q, stored %q (read: %v)", e.Seq, e.Metadata, want, withMetadata)
 				}
 				return nil
 			})

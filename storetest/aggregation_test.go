@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,21 +181,27 @@ func reference(cfg *odometer.Config, events []odometer.Event) map[string]*refGro
 	return out
 }
 
-// refValue applies op to events: sums exactly, rounded once.
+// refValue applies op to events: sums and averages exactly in decimal
+// (each value as the shortest decimal that reads back as it, what the
+// client wrote), as rationals, rounded once.
 func refValue(tb testing.TB, op odometer.Op, events []odometer.Event) float64 {
 	tb.Helper()
 	if len(events) == 0 {
 		return 0
 	}
-	exact := func() float64 {
-		acc := new(big.Float).SetPrec(4096).SetMode(big.ToNearestEven)
+	exactRat := func() *big.Rat {
+		acc := new(big.Rat)
 		for _, e := range events {
-			acc.Add(acc, new(big.Float).SetFloat64(e.Value))
-			if acc.Acc() != big.Exact {
-				tb.Fatal("reference sum is not exact")
+			r, ok := new(big.Rat).SetString(strconv.FormatFloat(e.Value, 'g', -1, 64))
+			if !ok {
+				tb.Fatalf("reference: %v is not a decimal", e.Value)
 			}
+			acc.Add(acc, r)
 		}
-		f, _ := acc.Float64()
+		return acc
+	}
+	exact := func() float64 {
+		f, _ := exactRat().Float64()
 		return f
 	}
 	earlier := func(a, b odometer.Event) bool {
@@ -205,7 +212,8 @@ func refValue(tb testing.TB, op odometer.Op, events []odometer.Event) float64 {
 	case odometer.OpSum:
 		return exact()
 	case odometer.OpAvg:
-		return exact() / float64(len(events))
+		f, _ := exactRat().Quo(exactRat(), new(big.Rat).SetInt64(int64(len(events)))).Float64()
+		return f
 	case odometer.OpCount:
 		return float64(len(events))
 	case odometer.OpMin, odometer.OpMax:
@@ -284,7 +292,7 @@ func checkAggregations(tb testing.TB, s odometer.AggregationStore, cfg *odometer
 func checkUsage(tb testing.TB, s odometer.AggregationStore, cfg *odometer.Config, events []odometer.Event, customer, typ string, window odometer.Period, from, to time.Time) {
 	tb.Helper()
 	points, err := odometer.Usage(context.Background(), s, cfg, odometer.UsageQuery{
-		CustomerID: customer, EventType: typ, From: from, To: to, Window: window, Location: cfg.Location,
+		CustomerID: customer, Meter: typ, From: from, To: to, Window: window, Location: cfg.Location,
 	})
 	if err != nil {
 		tb.Fatalf("usage %s %s %s [%s, %s): %v", customer, typ, window, from, to, err)

@@ -21,6 +21,9 @@ type Aggregator struct {
 	// FlushEvents is how many events are folded between two commits, so
 	// that ingest gets its turn at the single writer; 0 means 100,000.
 	FlushEvents int
+	// Skipped, when set, is told after each run how many events each
+	// meter skipped, and why (odometer_meter_events_skipped_total).
+	Skipped func(MeterSkip, int64)
 
 	mu sync.Mutex // one run at a time in this process
 }
@@ -55,6 +58,7 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var res RunResult
+	defer a.reportSkips(&res)
 	release, err := a.Store.LockAggregation(ctx)
 	if err != nil {
 		return res, fmt.Errorf("aggregate: %w", err)
@@ -103,6 +107,15 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+func (a *Aggregator) reportSkips(res *RunResult) {
+	if a.Skipped == nil {
+		return
+	}
+	for k, n := range res.Skipped {
+		a.Skipped(k, n)
+	}
 }
 
 // typeSlot names one 15-minute slot of one meter of the customer being

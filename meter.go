@@ -18,14 +18,14 @@ const MaxGroupBy = 5
 // Every event type of the configuration is a meter named after it, over
 // the event's value.
 type Meter struct {
-	Name        string              `json:"-"`
-	EventType   string              `json:"eventType"`
-	Op          Op                  `json:"op"`
-	Value       string              `json:"value,omitempty"`
-	GroupBy     []string            `json:"groupBy,omitempty"`
+	Name        string                       `json:"-"`
+	EventType   string                       `json:"eventType"`
+	Op          Op                           `json:"op"`
+	Value       string                       `json:"value,omitempty"`
+	GroupBy     []string                     `json:"groupBy,omitempty"`
 	Filter      map[string][]json.RawMessage `json:"filter,omitempty"`
-	Unit        string              `json:"unit,omitempty"`
-	Description string              `json:"description,omitempty"`
+	Unit        string                       `json:"unit,omitempty"`
+	Description string                       `json:"description,omitempty"`
 
 	def        *opDef
 	path       []string   // nil: the event's value

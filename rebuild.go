@@ -75,6 +75,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 		}
 		return nil
 	})
+	res.addSkips(fold.skipped)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}

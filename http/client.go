@@ -83,18 +83,19 @@ type EventRecord struct {
 
 // AggregationRecord is an aggregation as GET /aggregations shows it.
 type AggregationRecord struct {
-	ID            string                 `json:"_id"`
-	CustomerID    string                 `json:"customerId"`
-	Period        string                 `json:"period"`
-	PeriodStart   string                 `json:"periodStart"`
-	PeriodEnd     string                 `json:"periodEnd"`
-	PeriodKey     string                 `json:"periodKey"`
-	Timestamp     string                 `json:"timestamp"`
-	Events        map[string]float64     `json:"events"`
-	EventCounts   map[string]int64       `json:"eventCounts"`
-	WebhookStatus odometer.WebhookStatus `json:"webhookStatus"`
-	Complete      bool                   `json:"complete"`
-	Revision      int                    `json:"revision"`
+	ID            string                           `json:"_id"`
+	CustomerID    string                           `json:"customerId"`
+	Period        string                           `json:"period"`
+	PeriodStart   string                           `json:"periodStart"`
+	PeriodEnd     string                           `json:"periodEnd"`
+	PeriodKey     string                           `json:"periodKey"`
+	Timestamp     string                           `json:"timestamp"`
+	Events        map[string]float64               `json:"events"`
+	EventCounts   map[string]int64                 `json:"eventCounts"`
+	Groups        map[string][]odometer.GroupValue `json:"groups,omitempty"`
+	WebhookStatus odometer.WebhookStatus           `json:"webhookStatus"`
+	Complete      bool                             `json:"complete"`
+	Revision      int                              `json:"revision"`
 }
 
 // EventQuery selects events, as the query parameters of GET /events.

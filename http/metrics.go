@@ -33,6 +33,7 @@ type Metrics struct {
 	ingested   *prometheus.CounterVec
 	refused    *prometheus.CounterVec
 	runs       *prometheus.CounterVec
+	skipped    *prometheus.CounterVec
 	runTime    *prometheus.HistogramVec
 	deliveries *prometheus.CounterVec
 
@@ -82,6 +83,10 @@ func NewMetrics(version string, now func() time.Time) *Metrics {
 			Name: "odometer_aggregation_runs_total",
 			Help: "Aggregation runs, by trigger (schedule, api) and result (ok, error).",
 		}, []string{"trigger", "result"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "odometer_meter_events_skipped_total",
+			Help: "Events a meter did not count because the value it reads is missing (missing), not a number (not_number), beyond ±1e300 (out_of_range) or not a string, number or boolean (not_scalar), by meter and reason. The event is stored and counts for every other meter. An event is counted again if its hour is rebuilt.",
+		}, []string{"meter", "reason"}),
 		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "odometer_aggregation_run_duration_seconds",
 			Help:    "Duration of an aggregation run, by trigger (schedule, api).",
@@ -98,7 +103,7 @@ func NewMetrics(version string, now func() time.Time) *Metrics {
 	for _, o := range []string{odometer.DeliveryDelivered, "dry_run", "retry", odometer.DeliveryFailed} {
 		m.deliveries.WithLabelValues(o)
 	}
-	reg.MustRegister(m.requests, m.latency, m.ingested, m.refused, m.runs, m.runTime, m.deliveries)
+	reg.MustRegister(m.requests, m.latency, m.ingested, m.refused, m.runs, m.skipped, m.runTime, m.deliveries)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "odometer_build_info",
 		Help:        "Always 1; the version of the running server is its label.",
@@ -120,6 +125,11 @@ func (m *Metrics) ObserveRun(trigger string, d time.Duration, err error) {
 	}
 	m.runs.WithLabelValues(trigger, result).Inc()
 	m.runTime.WithLabelValues(trigger).Observe(d.Seconds())
+}
+
+// AddSkipped counts events a meter skipped.
+func (m *Metrics) AddSkipped(k odometer.MeterSkip, n int64) {
+	m.skipped.WithLabelValues(k.Meter, k.Reason).Add(float64(n))
 }
 
 // handleMetrics is GET /metrics, in the Prometheus text format.

@@ -53,6 +53,9 @@ func aggregationRow(a *odohttp.AggregationRecord) []string {
 	var ev []string
 	for _, t := range types {
 		ev = append(ev, fmt.Sprintf("%s=%s (%d)", t, num(a.Events[t]), a.EventCounts[t]))
+		for _, g := range a.Groups[t] {
+			ev = append(ev, fmt.Sprintf("%s%s=%s (%d)", t, g.Group, num(g.Value), g.Count))
+		}
 	}
 	wh := "pending"
 	switch {

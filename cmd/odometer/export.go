@@ -29,15 +29,16 @@ func newExportCommand() *cobra.Command {
 
 // exportRow is one aggregation in an export: flat, with every event type.
 type exportRow struct {
-	CustomerID  string             `json:"customerId"`
-	Period      string             `json:"period"`
-	PeriodKey   string             `json:"periodKey"`
-	PeriodStart string             `json:"periodStart"`
-	PeriodEnd   string             `json:"periodEnd"`
-	Events      map[string]float64 `json:"events"`
-	EventCounts map[string]int64   `json:"eventCounts"`
-	Revision    int                `json:"revision"`
-	Complete    bool               `json:"complete"`
+	CustomerID  string                           `json:"customerId"`
+	Period      string                           `json:"period"`
+	PeriodKey   string                           `json:"periodKey"`
+	PeriodStart string                           `json:"periodStart"`
+	PeriodEnd   string                           `json:"periodEnd"`
+	Events      map[string]float64               `json:"events"`
+	EventCounts map[string]int64                 `json:"eventCounts"`
+	Groups      map[string][]odometer.GroupValue `json:"groups,omitempty"`
+	Revision    int                              `json:"revision"`
+	Complete    bool                             `json:"complete"`
 }
 
 func newExportAggregationsCommand() *cobra.Command {
@@ -84,7 +85,7 @@ Only ended periods are exported, unless --incomplete.`,
 			}
 			var types []string
 			if cfg, err := c.Config(cmd.Context()); err == nil {
-				types = cfg.EventTypeNames()
+				types = cfg.MeterNames()
 			} else if ae := (*odohttp.APIError)(nil); errors.As(err, &ae) && ae.Status != 403 {
 				return explain(err)
 			}
@@ -97,7 +98,7 @@ Only ended periods are exported, unless --incomplete.`,
 				}
 				for _, a := range page {
 					rows = append(rows, exportRow{a.CustomerID, a.Period, a.PeriodKey, a.PeriodStart, a.PeriodEnd,
-						a.Events, a.EventCounts, a.Revision, a.Complete})
+						a.Events, a.EventCounts, a.Groups, a.Revision, a.Complete})
 				}
 				if next == "" {
 					break
@@ -174,25 +175,67 @@ func withFoundTypes(types []string, rows []exportRow) []string {
 	return append(types, extra...)
 }
 
+// writeExportCSV writes one row per customer and period, with every
+// meter's value and count; and, when some meter has groupBy, one more row
+// per group after it, with the group (a JSON object) in the group column
+// and the values of the meters that have that group.
 func writeExportCSV(w io.Writer, types []string, rows []exportRow) error {
 	cw := csv.NewWriter(w)
+	grouped := false
+	for _, r := range rows {
+		grouped = grouped || len(r.Groups) > 0
+	}
 	header := []string{"customerId", "period", "periodKey", "periodStart", "periodEnd"}
+	if grouped {
+		header = append(header, "group")
+	}
 	for _, t := range types {
 		header = append(header, t, t+".count")
 	}
 	header = append(header, "revision", "complete")
 	cw.Write(header)
 	for _, r := range rows {
-		rec := []string{r.CustomerID, r.Period, r.PeriodKey, r.PeriodStart, r.PeriodEnd}
-		for _, t := range types {
-			v := ""
-			if x, ok := r.Events[t]; ok && r.EventCounts[t] > 0 {
-				v = num(x)
+		write := func(group string, value func(t string) (float64, int64, bool)) {
+			rec := []string{r.CustomerID, r.Period, r.PeriodKey, r.PeriodStart, r.PeriodEnd}
+			if grouped {
+				rec = append(rec, group)
 			}
-			rec = append(rec, v, strconv.FormatInt(r.EventCounts[t], 10))
+			for _, t := range types {
+				v, n, ok := value(t)
+				x := ""
+				if ok && n > 0 {
+					x = num(v)
+				}
+				c := ""
+				if ok {
+					c = strconv.FormatInt(n, 10)
+				}
+				rec = append(rec, x, c)
+			}
+			rec = append(rec, strconv.Itoa(r.Revision), strconv.FormatBool(r.Complete))
+			cw.Write(rec)
 		}
-		rec = append(rec, strconv.Itoa(r.Revision), strconv.FormatBool(r.Complete))
-		cw.Write(rec)
+		write("", func(t string) (float64, int64, bool) {
+			v, ok := r.Events[t]
+			return v, r.EventCounts[t], ok || !grouped
+		})
+		// The groups of every grouped meter, by group, in order.
+		byGroup := map[string]map[string]odometer.GroupValue{}
+		var keys []string
+		for meter, gs := range r.Groups {
+			for _, g := range gs {
+				k := string(g.Group)
+				if byGroup[k] == nil {
+					byGroup[k] = map[string]odometer.GroupValue{}
+					keys = append(keys, k)
+				}
+				byGroup[k][meter] = g
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			write(k, func(t string) (float64, int64, bool) { g, ok := byGroup[k][t]; return g.Value, g.Count, ok })
+		}
 	}
 	cw.Flush()
 	return cw.Error()

@@ -182,6 +182,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	}
 	agg := &odometer.Aggregator{Store: store, Config: current, Now: time.Now}
 	metrics := odohttp.NewMetrics(version, time.Now)
+	agg.Skipped = metrics.AddSkipped
 	sender := odohttp.NewSender(o.allowPrivate)
 	defer sender.Close()
 	dryRun := envBool("DRY_RUN")
@@ -238,6 +239,11 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 			case <-hup:
 			}
 			next, err := odometer.LoadConfig(o.config)
+			if err == nil {
+				cfgMu.Lock()
+				err = next.CheckReload(cfg)
+				cfgMu.Unlock()
+			}
 			if err != nil {
 				log.Error("configuration not reloaded; the one in force stays", "err", err)
 				continue
@@ -245,7 +251,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 			cfgMu.Lock()
 			cfg = next
 			cfgMu.Unlock()
-			log.Info("configuration reloaded", "file", o.config, "eventTypes", strings.Join(next.EventOrder, ","),
+			log.Info("configuration reloaded", "file", o.config, "eventTypes", strings.Join(next.EventOrder, ","), "meters", strings.Join(next.MeterOrder, ","),
 				"webhooks", len(next.Webhooks), "timezone", next.Timezone)
 			disp.Kick()
 		}

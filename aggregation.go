@@ -65,11 +65,12 @@ type Values struct {
 // is the template's kind of state, as event types removed from the
 // configuration always were, and not shown otherwise.
 func (a *Aggregation) Values(c *Config) *Values {
-	return StateValues(c, a.States)
+	return StateValues(c, a.States, a.PeriodStart, a.PeriodEnd)
 }
 
-// StateValues computes what states show, by meter name.
-func StateValues(c *Config, states map[string]State) *Values {
+// StateValues computes what states of the span [start, end) show, by
+// meter name.
+func StateValues(c *Config, states map[string]State, start, end time.Time) *Values {
 	v := &Values{Events: make(map[string]float64, len(states)), EventCounts: make(map[string]int64, len(states))}
 	for name, s := range states {
 		op := OpSum
@@ -79,13 +80,14 @@ func StateValues(c *Config, states map[string]State) *Values {
 		} else if s.kind() != statsKind {
 			continue
 		}
-		v.Events[name] = Value(op, s)
+		span := m.span(start, end)
+		v.Events[name] = value(op, s, span)
 		v.EventCounts[name] = s.Count()
 		if m != nil && m.Grouped() {
 			if v.Groups == nil {
 				v.Groups = map[string][]GroupValue{}
 			}
-			v.Groups[name] = m.groups(s)
+			v.Groups[name] = m.groups(s, span)
 		}
 	}
 	return v

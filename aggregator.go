@@ -103,7 +103,7 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	if err := a.rebuild(ctx, cfg, pk, &res); err != nil {
 		return res, err
 	}
-	if err := a.finalize(ctx, cfg, &res); err != nil {
+	if err := a.finalize(ctx, cfg, pk, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -370,9 +370,9 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	if err != nil {
 		return err
 	}
-	end := now.Add(-time.Duration(cfg.GracePeriod))
 	aggs := make([]*Aggregation, 0, len(deltas))
-	var notes []*Notification
+	carry := newCarrier(cfg, r.pk, tx, now)
+	var carried []*Aggregation // those whose gauges changed
 	for ak, states := range deltas {
 		ag := existing[ak]
 		if ag == nil {
@@ -393,12 +393,33 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 			res.AggregationsUpdated++
 		}
 		ag.Timestamp = now
+		aggs = append(aggs, ag)
+		if carry != nil && carry.hasGauge(states) {
+			carried = append(carried, ag)
+		}
+	}
+	if len(carried) > 0 {
+		more, err := carry.settle(carried)
+		if err != nil {
+			return err
+		}
+		aggs = append(aggs, more[len(carried):]...)
+		res.AggregationsCreated += carry.created
+	}
+	return finalizeAndSave(tx, cfg, aggs, now, res)
+}
+
+// finalizeAndSave completes or revises those of aggs that have ended, and
+// saves them with their notifications.
+func finalizeAndSave(tx AggregationTx, cfg *Config, aggs []*Aggregation, now time.Time, res *RunResult) error {
+	end := now.Add(-time.Duration(cfg.GracePeriod))
+	var notes []*Notification
+	for _, ag := range aggs {
 		if !ag.PeriodEnd.After(end) {
 			if n := finalizeOne(cfg, ag, now, res); n != nil {
 				notes = append(notes, n)
 			}
 		}
-		aggs = append(aggs, ag)
 	}
 	if err := tx.SaveAggregations(aggs); err != nil {
 		return err
@@ -466,7 +487,7 @@ func (pk *periodKeys) bound(p Period, key string) (time.Time, time.Time) {
 // finalize completes every period that has ended (plus the grace period)
 // without new events, and revises every completed one that changed,
 // recording their notifications in the same transaction.
-func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) error {
+func (a *Aggregator) finalize(ctx context.Context, cfg *Config, pk *periodKeys, res *RunResult) error {
 	const batch = 5000
 	for {
 		if err := ctx.Err(); err != nil {
@@ -492,11 +513,24 @@ func (a *Aggregator) finalize(ctx context.Context, cfg *Config, res *RunResult) 
 			if err := tx.SaveAggregations(due); err != nil {
 				return err
 			}
-			return tx.AddNotifications(notes)
+			if err := tx.AddNotifications(notes); err != nil {
+				return err
+			}
+			// A period that ends hands its gauges to the next one.
+			if c := newCarrier(cfg, pk, tx, now); c != nil {
+				more, err := c.forwardFrom(due)
+				if err != nil {
+					return err
+				}
+				r.AggregationsCreated += c.created
+				return finalizeAndSave(tx, cfg, more, now, &r)
+			}
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("finalize: %w", err)
 		}
+		res.AggregationsCreated += r.AggregationsCreated
 		res.PeriodsCompleted += r.PeriodsCompleted
 		res.PeriodsRevised += r.PeriodsRevised
 		if n < batch {

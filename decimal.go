@@ -188,6 +188,16 @@ func small(x *big.Int, e int32) Decimal {
 	return Decimal{b: x, e: e}
 }
 
+// MulInt returns d × n, exactly.
+func (d Decimal) MulInt(n int64) Decimal {
+	if d.b == nil {
+		if p, ok := mulInt64(d.c, n); ok {
+			return Decimal{c: p, e: d.e}
+		}
+	}
+	return small(new(big.Int).Mul(d.bigCoef(), big.NewInt(n)), d.e)
+}
+
 // Rat returns d as an exact rational.
 func (d Decimal) Rat() *big.Rat {
 	r := new(big.Rat).SetInt(d.bigCoef())

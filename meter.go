@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxGroupBy bounds the dimensions of one meter.
@@ -245,14 +246,29 @@ func groupObject(names []string, key string) json.RawMessage {
 	return b.Bytes()
 }
 
+// span is the context of the meter's values over [start, end). A nil
+// meter (a name no longer configured) has the default unit.
+func (m *Meter) span(start, end time.Time) valueContext {
+	c := valueContext{start: start.UnixMilli(), end: end.UnixMilli(), unit: gaugeUnits[DefaultGaugeUnit]}
+	if m != nil && m.Unit != "" {
+		c.unit = gaugeUnits[m.Unit]
+	}
+	return c
+}
+
+// ValueOf answers the meter's op over s, a state of the span [start, end).
+func (m *Meter) ValueOf(s State, start, end time.Time) float64 {
+	return value(m.Op, s, m.span(start, end))
+}
+
 // groups returns the values of each group of a grouped state, sorted by
 // group.
-func (m *Meter) groups(s State) []GroupValue {
+func (m *Meter) groups(s State, span valueContext) []GroupValue {
 	all := make([]int, len(m.GroupBy))
 	for i := range all {
 		all[i] = i
 	}
-	return m.groupsBy(s, all)
+	return m.groupsBy(s, all, span)
 }
 
 // dimensions returns the indexes of the named dimensions of the meter's
@@ -278,7 +294,7 @@ func (m *Meter) dimensions(names []string) ([]int, error) {
 // groupsBy returns the groups of a grouped state projected on the
 // dimensions dims: groups that differ only in others are merged. They are
 // sorted by group.
-func (m *Meter) groupsBy(s State, dims []int) []GroupValue {
+func (m *Meter) groupsBy(s State, dims []int, span valueContext) []GroupValue {
 	g, ok := s.(*groupedState)
 	if !ok {
 		return []GroupValue{}
@@ -312,7 +328,7 @@ func (m *Meter) groupsBy(s State, dims []int) []GroupValue {
 	out := make([]GroupValue, 0, len(keys))
 	for _, k := range keys {
 		st := proj[k]
-		out = append(out, GroupValue{Group: groupObject(names, k), Value: Value(m.Op, st), Count: st.Count()})
+		out = append(out, GroupValue{Group: groupObject(names, k), Value: value(m.Op, st, span), Count: st.Count()})
 	}
 	return out
 }
@@ -420,7 +436,12 @@ func (c *Config) parseMeters(msg json.RawMessage, fail func(key, format string, 
 			m.filter = append(m.filter, f)
 		}
 		if m.Unit != "" {
-			return fail(key+".unit", "is for the gauge ops only; %s has none", m.Op)
+			if m.Op != OpIntegral {
+				return fail(key+".unit", "is the unit of time of an integral; %s has none", m.Op)
+			}
+			if _, ok := gaugeUnits[m.Unit]; !ok {
+				return fail(key+".unit", "unknown unit %q; allowed: second, minute, hour, day", m.Unit)
+			}
 		}
 		c.Meters[name] = m
 	}

@@ -25,7 +25,7 @@ func TestMeter_Samples(t *testing.T) {
 			st.Add(&ps.s)
 			states[ps.m.Name] = st
 		}
-		return StateValues(cfg, states)
+		return StateValues(cfg, states, time.UnixMilli(0), time.UnixMilli(3_600_000))
 	}
 	for _, tt := range []struct {
 		md         string

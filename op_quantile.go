@@ -27,7 +27,7 @@ var (
 )
 
 func quantileOp(op Op, q float64) opDef {
-	return opDef{op: op, input: inputNumber, value: func(s State) float64 { return s.(*sketchState).quantile(q) }}
+	return opDef{op: op, input: inputNumber, value: func(s State, _ valueContext) float64 { return s.(*sketchState).quantile(q) }}
 }
 
 var quantileFamily = family{

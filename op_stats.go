@@ -22,16 +22,16 @@ const statsKind stateKind = 'S'
 var statsFamily = family{
 	codec: stateCodec{kind: statsKind, version: 1, new: func() State { return new(StatsState) }, decode: decodeStats},
 	ops: []opDef{
-		{op: OpSum, input: inputNumber, value: func(s State) float64 { return s.(*StatsState).Sum.Float64() }},
-		{op: OpAvg, input: inputNumber, value: func(s State) float64 {
+		{op: OpSum, input: inputNumber, value: func(s State, _ valueContext) float64 { return s.(*StatsState).Sum.Float64() }},
+		{op: OpAvg, input: inputNumber, value: func(s State, _ valueContext) float64 {
 			st := s.(*StatsState)
 			return st.Sum.Quo(st.N)
 		}},
-		{op: OpMin, input: inputNumber, value: func(s State) float64 { return s.(*StatsState).Min }},
-		{op: OpMax, input: inputNumber, value: func(s State) float64 { return s.(*StatsState).Max }},
-		{op: OpCount, input: inputNone, value: func(s State) float64 { return float64(s.(*StatsState).N) }},
-		{op: OpFirst, input: inputNumber, value: func(s State) float64 { return s.(*StatsState).First.Value }},
-		{op: OpLast, input: inputNumber, value: func(s State) float64 { return s.(*StatsState).Last.Value }},
+		{op: OpMin, input: inputNumber, value: func(s State, _ valueContext) float64 { return s.(*StatsState).Min }},
+		{op: OpMax, input: inputNumber, value: func(s State, _ valueContext) float64 { return s.(*StatsState).Max }},
+		{op: OpCount, input: inputNone, value: func(s State, _ valueContext) float64 { return float64(s.(*StatsState).N) }},
+		{op: OpFirst, input: inputNumber, value: func(s State, _ valueContext) float64 { return s.(*StatsState).First.Value }},
+		{op: OpLast, input: inputNumber, value: func(s State, _ valueContext) float64 { return s.(*StatsState).Last.Value }},
 	},
 }
 

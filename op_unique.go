@@ -13,7 +13,7 @@ const uniqueKind stateKind = 'U'
 var uniqueFamily = family{
 	codec: stateCodec{kind: uniqueKind, version: 1, new: func() State { return new(uniqueState) }, decode: decodeUnique},
 	ops: []opDef{
-		{op: OpUnique, input: inputText, value: func(s State) float64 { return float64(len(s.(*uniqueState).set)) }},
+		{op: OpUnique, input: inputText, value: func(s State, _ valueContext) float64 { return float64(len(s.(*uniqueState).set)) }},
 	},
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/big"
 )
 
 // Op is how a meter combines the values of its events within a period.
@@ -57,9 +58,17 @@ type opDef struct {
 	op    Op
 	kind  stateKind
 	input input
-	// value answers the op over a state of its kind; an empty state
-	// answers 0.
-	value func(State) float64
+	// value answers the op over a state of its kind, for a span; an
+	// empty state answers 0.
+	value func(State, valueContext) float64
+}
+
+// valueContext is what an op's answer may depend on besides its state: the
+// span of the state (Unix milliseconds, [start, end)) and the meter's unit
+// of time in milliseconds.
+type valueContext struct {
+	start, end int64
+	unit       int64
 }
 
 // stateCodec makes and decodes the states of one kind.
@@ -84,6 +93,7 @@ var families = []*family{
 	&statsFamily,
 	&uniqueFamily,
 	&quantileFamily,
+	&gaugeFamily,
 }
 
 var (
@@ -120,20 +130,33 @@ func NewState(op Op) State {
 	return codecByKind[d.kind].new()
 }
 
-// Value answers op over s. A state of another kind than op's (a meter
-// whose op changed family) answers 0.
+// Value answers op over s, a state of a span that does not matter to op
+// (any op but the gauges'). A state of another kind than op's answers 0.
 func Value(op Op, s State) float64 {
+	return value(op, s, valueContext{unit: gaugeUnits[DefaultGaugeUnit]})
+}
+
+func value(op Op, s State, c valueContext) float64 {
 	d := opsByName[op]
 	if d == nil || s == nil {
 		return 0
 	}
 	if g, ok := s.(*groupedState); ok {
+		if g.inner == gaugeKind {
+			return groupedGaugeValue(d, g, c)
+		}
 		s = g.total()
 	}
-	if s.kind() != d.kind || s.Count() == 0 {
+	if s.kind() != d.kind {
 		return 0
 	}
-	return d.value(s)
+	return d.value(s, c)
+}
+
+// ratFloat returns the double nearest to r, within the finite range.
+func ratFloat(r *big.Rat) float64 {
+	f, _ := r.Float64()
+	return clampFinite(f)
 }
 
 var errState = errors.New("corrupt aggregate state")

@@ -117,9 +117,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 		if err != nil {
 			return err
 		}
-		end := now.Add(-time.Duration(cfg.GracePeriod))
 		var aggs []*Aggregation
-		var notes []*Notification
 		for _, ag := range existing {
 			lo, hi := HourOfSlot(SlotOf(ag.PeriodStart.UnixMilli())), HourOfSlot(SlotOf(ag.PeriodEnd.UnixMilli()-1))
 			buckets, err := tx.LoadCustomerBuckets(ag.CustomerID, lo, hi)
@@ -150,17 +148,18 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 				ag.Dirty = true
 			}
 			r.AggregationsUpdated++
-			if !ag.PeriodEnd.After(end) {
-				if n := finalizeOne(cfg, ag, now, &r); n != nil {
-					notes = append(notes, n)
-				}
-			}
 			aggs = append(aggs, ag)
 		}
-		if err := tx.SaveAggregations(aggs); err != nil {
-			return err
+		// The states came from the buckets, which hold no carries: the
+		// gauges take theirs again from the periods before.
+		if c := newCarrier(cfg, pk, tx, now); c != nil && len(aggs) > 0 {
+			var err error
+			if aggs, err = c.settle(aggs); err != nil {
+				return err
+			}
+			r.AggregationsCreated += c.created
 		}
-		if err := tx.AddNotifications(notes); err != nil {
+		if err := finalizeAndSave(tx, cfg, aggs, now, &r); err != nil {
 			return err
 		}
 		return tx.ClearRebuilds(keys)
@@ -168,6 +167,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
+	res.AggregationsCreated += r.AggregationsCreated
 	res.AggregationsUpdated += r.AggregationsUpdated
 	res.PeriodsCompleted += r.PeriodsCompleted
 	res.PeriodsRevised += r.PeriodsRevised

@@ -43,6 +43,9 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 	if m == nil {
 		return nil, &Error{Code: EINVALID, Message: cfg.InvalidMeter(q.Meter)}
 	}
+	if m.def.kind == gaugeKind {
+		return nil, Errorf(EINVALID, "meter %s is a gauge (%s): read its periods with GET /aggregations; usage windows of gauges are not answered yet", m.Name, m.Op)
+	}
 	dims, err := m.dimensions(q.GroupBy)
 	if err != nil {
 		return nil, err
@@ -109,9 +112,10 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 		if err != nil {
 			return nil, err
 		}
-		p := UsagePoint{Key: key, Start: start, End: end, Value: Value(m.Op, st), Count: st.Count()}
+		span := m.span(start, end)
+		p := UsagePoint{Key: key, Start: start, End: end, Value: value(m.Op, st, span), Count: st.Count()}
 		if dims != nil {
-			p.Groups = m.groupsBy(st, dims)
+			p.Groups = m.groupsBy(st, dims, span)
 		}
 		out = append(out, p)
 	}

@@ -339,7 +339,7 @@ func (s *Server) readStoreStats(ctx context.Context, cfg *odometer.Config, now t
 				if m == nil || state.Count() == 0 {
 					continue
 				}
-				st.top[name] = rank(st.top[name], topCustomer{a.CustomerID, odometer.Value(m.Op, state), state.Count()})
+				st.top[name] = rank(st.top[name], topCustomer{a.CustomerID, m.ValueOf(state, a.PeriodStart, a.PeriodEnd), state.Count()})
 			}
 		}
 		if next == "" {

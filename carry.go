@@ -1,0 +1,172 @@
+package odometer
+
+import (
+	"sort"
+	"time"
+)
+
+// carrier keeps the gauges' carries true within one aggregation
+// transaction. A gauge meter's state in a period holds the carry, the last
+// point before the period; when a period's points or carry change, the
+// periods after it change too, up to the first one that already carries
+// the same, and a period in which a non-zero gauge is held has usage even
+// with no event: it is made, and so aggregated, completed and sent.
+type carrier struct {
+	cfg    *Config
+	pk     *periodKeys
+	tx     AggregationTx
+	now    time.Time
+	gauges []*Meter
+	// loaded holds every aggregation read or made in this transaction,
+	// nil for one known not to exist.
+	loaded map[AggregationKey]*Aggregation
+	// made and changed are those to save beyond the caller's.
+	out     []*Aggregation
+	inOut   map[AggregationKey]bool
+	created int
+}
+
+// newCarrier returns nil when no meter is a gauge: then nothing carries.
+func newCarrier(cfg *Config, pk *periodKeys, tx AggregationTx, now time.Time) *carrier {
+	var gauges []*Meter
+	for _, name := range cfg.MeterNames() {
+		if m := cfg.Meter(name); m.def.kind == gaugeKind {
+			gauges = append(gauges, m)
+		}
+	}
+	if len(gauges) == 0 {
+		return nil
+	}
+	return &carrier{cfg: cfg, pk: pk, tx: tx, now: now, gauges: gauges,
+		loaded: map[AggregationKey]*Aggregation{}, inOut: map[AggregationKey]bool{}}
+}
+
+// hasGauge reports whether states hold a state of a gauge meter.
+func (c *carrier) hasGauge(states map[string]State) bool {
+	for _, m := range c.gauges {
+		if states[m.Name] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *carrier) load(k AggregationKey) (*Aggregation, error) {
+	if ag, ok := c.loaded[k]; ok {
+		return ag, nil
+	}
+	m, err := c.tx.LoadAggregations([]AggregationKey{k})
+	if err != nil {
+		return nil, err
+	}
+	c.loaded[k] = m[k]
+	return m[k], nil
+}
+
+// settle sets the carries of aggs, whose gauge states changed, from the
+// periods before them, and pushes them forward. It returns aggs and every
+// other aggregation it changed or made, to save.
+func (c *carrier) settle(aggs []*Aggregation) ([]*Aggregation, error) {
+	for _, ag := range aggs {
+		c.loaded[ag.Key()] = ag
+		c.inOut[ag.Key()] = true
+	}
+	order := append([]*Aggregation(nil), aggs...)
+	sort.Slice(order, func(i, j int) bool { return order[i].PeriodStart.Before(order[j].PeriodStart) })
+	for _, ag := range order {
+		prevKey := ag.Period.Key(ag.PeriodStart.Add(-time.Millisecond).In(c.cfg.Location))
+		prev, err := c.load(AggregationKey{ag.CustomerID, ag.Period, prevKey})
+		if err != nil {
+			return nil, err
+		}
+		c.carryFrom(prev, ag)
+		if err := c.forward(ag); err != nil {
+			return nil, err
+		}
+	}
+	return append(aggs, c.out...), nil
+}
+
+// carryFrom sets next's carries from cur (nil: nothing before), and
+// reports whether any changed. A state is made for a carried gauge that
+// next lacks only when it holds a value other than 0.
+func (c *carrier) carryFrom(cur, next *Aggregation) bool {
+	changed := false
+	for _, m := range c.gauges {
+		var carry State
+		if cur != nil {
+			if st := cur.States[m.Name]; st != nil {
+				carry = carryOf(st)
+			}
+		}
+		st := next.States[m.Name]
+		if st == nil {
+			if carry == nil || !holds(carry) {
+				continue
+			}
+			st = m.NewState()
+			next.States[m.Name] = st
+		}
+		changed = carryInto(st, carry) || changed
+		if idle(st) {
+			delete(next.States, m.Name)
+		}
+	}
+	return changed
+}
+
+// forward pushes ag's carries into the periods after it that have begun,
+// until one carries the same already, or none is held and the next period
+// does not exist.
+func (c *carrier) forward(ag *Aggregation) error {
+	for cur := ag; cur.PeriodEnd.Compare(c.now) <= 0; {
+		key := AggregationKey{cur.CustomerID, cur.Period, cur.Period.Key(cur.PeriodEnd.In(c.cfg.Location))}
+		next, err := c.load(key)
+		if err != nil {
+			return err
+		}
+		made := false
+		if next == nil {
+			start, end := c.pk.bound(key.Period, key.Key)
+			next = &Aggregation{CustomerID: key.CustomerID, Period: key.Period, PeriodKey: key.Key,
+				PeriodStart: start, PeriodEnd: end, States: map[string]State{}}
+			made = true
+		}
+		if !c.carryFrom(cur, next) && !made {
+			return nil
+		}
+		if made {
+			if len(next.States) == 0 {
+				return nil // nothing held: the period has no usage
+			}
+			c.loaded[key] = next
+			c.created++
+		} else if next.Complete {
+			next.Dirty = true
+		}
+		next.Timestamp = c.now
+		if !c.inOut[key] {
+			c.inOut[key] = true
+			c.out = append(c.out, next)
+		}
+		cur = next
+	}
+	return nil
+}
+
+// forwardFrom pushes the carries of aggs, saved already, forward, and
+// returns the other aggregations it changed or made, to save.
+func (c *carrier) forwardFrom(aggs []*Aggregation) ([]*Aggregation, error) {
+	for _, ag := range aggs {
+		c.loaded[ag.Key()] = ag
+		c.inOut[ag.Key()] = true
+	}
+	for _, ag := range aggs {
+		if c.hasGauge(ag.States) {
+			if err := c.forward(ag); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c.out, nil
+}

@@ -343,3 +343,158 @@ func BenchmarkAggregate(b *testing.B) {
 		}
 	})
 }
+
+// aggMetaBaseFile returns the cached base events with metadata: a model
+// of 10 per customer and a user of 1,000, built once from the base file.
+func aggMetaBaseFile(tb testing.TB, n int) string {
+	base := aggBaseFile(tb, n)
+	path := strings.TrimSuffix(base, ".db") + "-meta.db"
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	tmp := path + ".building"
+	os.Remove(tmp)
+	copyFile(tb, base, tmp)
+	db, err := sql.Open("sqlite3", "file:"+tmp+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	if _, err := db.Exec(`UPDATE events SET metadata = CAST('{"model":"m' || (seq % 10) || '","user":"u' || ((seq * 7919) % 1000) || '"}' AS BLOB)`); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		tb.Fatal(err)
+	}
+	db.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("built %s in %s", path, time.Since(start).Round(time.Second))
+	return path
+}
+
+// aggMetersConfig is aggConfig with meters added.
+func aggMetersConfig(tb testing.TB, meters string) *odometer.Config {
+	c := aggConfig(tb)
+	if meters == "" {
+		return c
+	}
+	js := `{"periods": ["hourly", "daily", "weekly", "monthly", "yearly"], "maxEventAge": "0", "events": {`
+	for i, t := range aggTypes {
+		if i > 0 {
+			js += ","
+		}
+		js += fmt.Sprintf("%q: {\"op\": %q}", t, c.Events[t].Op)
+	}
+	js += `}, "meters": ` + meters + `}`
+	c, err := odometer.ParseConfig("bench", []byte(js))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkAggregateMeters: the full run of the events with metadata,
+// with no meter beyond the event types (the baseline of this benchmark),
+// then with a sum meter grouped by a dimension of 10 values per customer,
+// a unique meter and a p95 meter; and the grouped meter's incremental run.
+func BenchmarkAggregateMeters(b *testing.B) {
+	n := aggEventCount()
+	now := aggDay.Add(36*time.Hour + 30*time.Minute)
+	ctx := context.Background()
+	base := aggMetaBaseFile(b, n)
+	open := func(b *testing.B) *sqlite.Store {
+		path := filepath.Join(b.TempDir(), "agg.db")
+		copyFile(b, base, path)
+		s, err := sqlite.Open(ctx, path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	fulls := map[string]float64{}
+	for _, v := range []struct{ name, meters string }{
+		{"ungrouped", ""},
+		{"grouped-sum", `{"calls.byModel": {"eventType": "api.calls", "op": "sum", "groupBy": ["model"]}}`},
+		{"grouped-sum-every-type", func() string {
+			js := "{"
+			for i, t := range aggTypes {
+				if i > 0 {
+					js += ","
+				}
+				js += fmt.Sprintf(`"%s.byModel": {"eventType": %q, "op": "sum", "groupBy": ["model"]}`, t, t)
+			}
+			return js + "}"
+		}()},
+		{"unique", `{"calls.users": {"eventType": "api.calls", "op": "unique", "value": "$.user"}}`},
+		{"p95", `{"calls.p95": {"eventType": "response.time.ms", "op": "p95"}}`},
+	} {
+		cfg := aggMetersConfig(b, v.meters)
+		b.Run(v.name+"/full", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s := open(b)
+				agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return now }}
+				runtime.GC()
+				stop := make(chan struct{})
+				peak := peakHeap(stop)
+				b.StartTimer()
+				start := time.Now()
+				if _, err := agg.Run(ctx); err != nil {
+					b.Fatal(err)
+				}
+				fulls[v.name] = time.Since(start).Seconds()
+				b.StopTimer()
+				close(stop)
+				b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+				if u := fulls["ungrouped"]; u > 0 {
+					b.ReportMetric(fulls[v.name]/u, "x-ungrouped")
+				}
+				s.Close()
+				b.StartTimer()
+			}
+		})
+		if v.name != "grouped-sum" {
+			continue
+		}
+		b.Run(v.name+"/incremental-1pct", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s := open(b)
+				agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return now }}
+				start := time.Now()
+				if _, err := agg.Run(ctx); err != nil {
+					b.Fatal(err)
+				}
+				full := time.Since(start).Seconds()
+				r := rand.New(rand.NewPCG(3, uint64(i)))
+				more := n / 100
+				for done := 0; done < more; {
+					k := min(1000, more-done)
+					evs := make([]odometer.Event, k)
+					for j := range evs {
+						t := now.Add(-time.Duration(r.Int64N(int64(30 * time.Minute))))
+						evs[j] = odometer.Event{ID: odometer.NewID("evt_"), EventType: aggTypes[r.IntN(len(aggTypes))],
+							CustomerID: fmt.Sprintf("cust_%05d", r.IntN(10_000)), Value: float64(r.IntN(1000)), Time: t, ReceivedAt: t,
+							Metadata: []byte(fmt.Sprintf(`{"model":"m%d","user":"u%d"}`, r.IntN(10), r.IntN(1000)))}
+					}
+					if _, err := s.CreateEvents(ctx, evs); err != nil {
+						b.Fatal(err)
+					}
+					done += k
+				}
+				b.StartTimer()
+				start = time.Now()
+				if _, err := agg.Run(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(100*time.Since(start).Seconds()/full, "%-of-full")
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}

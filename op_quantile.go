@@ -110,9 +110,16 @@ func (s *sketchState) Clone() State {
 }
 
 // quantile returns the value of rank floor(q·(n−1)) in sorted order, as
-// its bin's midpoint, within the exact min and max.
+// its bin's midpoint, within the exact min and max (the value itself when
+// the rank is the first or the last).
 func (s *sketchState) quantile(q float64) float64 {
 	rank := int64(q * float64(s.n-1))
+	switch rank {
+	case 0:
+		return s.min // the smallest and largest values are known exactly
+	case s.n - 1:
+		return s.max
+	}
 	v := s.max
 	var seen int64
 	found := false

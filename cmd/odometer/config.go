@@ -49,8 +49,23 @@ is allowed) and exit 1. A summary of the configuration goes to standard error.`,
 					enabled++
 				}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "periods: %s\nevent types: %s\nwebhooks: %d (%d enabled)\ntimezone: %s\n",
-				strings.Join(periods, ", "), strings.Join(types, ", "), len(cfg.Webhooks), enabled, cfg.Timezone)
+			fmt.Fprintf(cmd.ErrOrStderr(), "periods: %s\nevent types: %s\n", strings.Join(periods, ", "), strings.Join(types, ", "))
+			if len(cfg.MeterOrder) > 0 {
+				var meters []string
+				for _, name := range cfg.MeterOrder {
+					m := cfg.Meters[name]
+					d := name + " (" + string(m.Op) + " of " + m.EventType
+					if m.Value != "" {
+						d += " " + m.Value
+					}
+					if len(m.GroupBy) > 0 {
+						d += " by " + strings.Join(m.GroupBy, ", ")
+					}
+					meters = append(meters, d+")")
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "meters: %s\n", strings.Join(meters, ", "))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "webhooks: %d (%d enabled)\ntimezone: %s\n", len(cfg.Webhooks), enabled, cfg.Timezone)
 			fmt.Fprintln(cmd.OutOrStdout(), "ok")
 			return nil
 		},

@@ -44,6 +44,8 @@ type PayloadData struct {
 	Timestamp   string             `json:"timestamp"`
 	Events      map[string]float64 `json:"events"`
 	EventCounts map[string]int64   `json:"eventCounts"`
+	// Groups holds the groups of each meter with groupBy.
+	Groups map[string][]GroupValue `json:"groups,omitempty"`
 	// Revision and Previous are sent with aggregation.updated only.
 	Revision int     `json:"revision,omitempty"`
 	Previous *Values `json:"previous,omitempty"`
@@ -70,6 +72,7 @@ func newNotification(cfg *Config, a *Aggregation, v *Values, typ string, previou
 			Timestamp:   FormatTime(a.Timestamp),
 			Events:      v.Events,
 			EventCounts: v.EventCounts,
+			Groups:      v.Groups,
 		},
 		Created: now.Unix(),
 	}

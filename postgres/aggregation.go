@@ -490,7 +490,7 @@ func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType stri
 		return nil, nil, storeError("find usage", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT hour, slots FROM buckets WHERE customer_id = $1 AND event_type = $2 AND hour BETWEEN $3 AND $4 ORDER BY hour`,
-		customerID, eventType, fromHour, toHour)
+		customerID, meter, fromHour, toHour)
 	if err != nil {
 		return nil, nil, storeError("find usage", err)
 	}

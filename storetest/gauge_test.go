@@ -215,3 +215,64 @@ func cloneEvents(events []odometer.Event) []odometer.Event {
 	}
 	return out
 }
+
+// TestGauges_PruneAndDelete: a carried gauge outlives the pruning of the
+// event that set it; deleting a later event rebuilds its periods, which
+// take their carries again from the periods before.
+func TestGauges_PruneAndDelete(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		ctx := context.Background()
+		cfg, err := odometer.ParseConfig("systemconfig.json", []byte(gaugeConfig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		day0 := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+		clk := &clock{now: day0.Add(36 * time.Hour)}
+		store := open(t)
+		agg := &odometer.Aggregator{Store: store, Config: func() *odometer.Config { return cfg }, Now: clk.Now}
+		run := func() {
+			t.Helper()
+			if _, err := agg.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		value := func(id string) float64 {
+			t.Helper()
+			a := aggregationsByID(t, store)[id]
+			if a == nil {
+				t.Fatalf("no aggregation %s", id)
+			}
+			return a.Values(cfg).Events["storage.gbh"]
+		}
+		ingest(t, store, []odometer.Event{gaugeEvent("g1", "storage.gb", 5, day0.Add(10*time.Hour), `{"region": "eu"}`)})
+		run()
+		st, err := store.RunState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := store.PruneEvents(ctx, st.Watermark, clk.Now()); err != nil || n != 1 {
+			t.Fatalf("pruned %d, %v; want the one event", n, err)
+		}
+		clk.Set(day0.Add(4*24*time.Hour + time.Hour))
+		run()
+		if got := value("cust_g_daily_20261113"); got != 120 {
+			t.Errorf("a day after the event was pruned: %v, want 120", got)
+		}
+
+		// A later event, then deleted: the days after it go back to 5 GB.
+		ingest(t, store, []odometer.Event{gaugeEvent("g2", "storage.gb", 10, day0.Add(36*time.Hour), `{"region": "eu"}`)})
+		run()
+		if got := value("cust_g_daily_20261112"); got != 240 {
+			t.Fatalf("after a later event of 10 GB: %v, want 240", got)
+		}
+		n, _, err := agg.DeleteEvents(ctx, store, odometer.EventFilter{CustomerID: "cust_g", EventType: "storage.gb"})
+		if err != nil || n != 1 {
+			t.Fatalf("deleted %d, %v", n, err)
+		}
+		for id, want := range map[string]float64{"cust_g_daily_20261111": 120, "cust_g_daily_20261112": 120, "cust_g_daily_20261114": 120, "cust_g_daily_20261110": 70} {
+			if got := value(id); got != want {
+				t.Errorf("after the delete: %s = %v, want %v", id, got, want)
+			}
+		}
+	})
+}

@@ -165,4 +165,26 @@ func TestSIGHUPReload(t *testing.T) {
 	if got, want := config.Events["storage.bytes"].Op, "max"; got != want {
 		t.Errorf("GET /config: storage.bytes op %q, want %q", got, want)
 	}
+
+	// A meter added: in force. Then its value path changed: refused, since
+	// the states stored under its name would no longer mean what it says.
+	write(`{"events": {"api.calls": {"op": "sum"}, "storage.bytes": {"op": "max"}},
+		"meters": {"calls.byRegion": {"eventType": "api.calls", "op": "sum", "groupBy": ["region"]}}}`)
+	hup(`"meters":"calls.byRegion"`)
+	write(`{"events": {"api.calls": {"op": "sum"}, "storage.bytes": {"op": "max"}},
+		"meters": {"calls.byRegion": {"eventType": "api.calls", "op": "sum", "groupBy": ["zone"]}}}`)
+	before := strings.Count(s.Output(), "configuration not reloaded")
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(s.Output(), "configuration not reloaded") == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("a changed groupBy was not refused; output:\n%s", s.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(s.Output(), "give the new definition a new name") {
+		t.Errorf("the refusal does not say what to do; output:\n%s", s.Output())
+	}
 }

@@ -31,6 +31,25 @@ func DecimalOf(v float64) Decimal {
 	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
 		return Decimal{c: int64(v)}
 	}
+	// Below a million, with up to 6 decimals, the first scale at which v
+	// reads back is its shortest decimal: the spacing of decimals there is
+	// far wider than that of doubles, so no other decimal of that length
+	// reads back as v. This spares formatting the common prices and
+	// measurements.
+	if math.Abs(v) < 1e6 {
+		p := 1.0
+		for k := int32(1); k <= 6; k++ {
+			p *= 10
+			if m := math.Round(v * p); m/p == v {
+				return Decimal{c: int64(m), e: -k}
+			}
+		}
+	}
+	return decimalOfSlow(v)
+}
+
+// decimalOfSlow is DecimalOf through the shortest formatting of v.
+func decimalOfSlow(v float64) Decimal {
 	var buf [32]byte
 	d, _ := parseDecimal(string(strconv.AppendFloat(buf[:0], v, 'e', -1, 64)))
 	return d

@@ -330,7 +330,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 			}
 		}
 		for s, st := range delta {
-			if cur := slots[s]; cur != nil && cur.kind() == st.kind() {
+			if cur := slots[s]; cur != nil && sameKind(cur, st) {
 				cur.Merge(st)
 			} else {
 				slots[s] = st.Clone()
@@ -381,7 +381,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 			res.AggregationsCreated++
 		} else {
 			for t, s := range states {
-				if cur := ag.States[t]; cur != nil && cur.kind() == s.kind() {
+				if cur := ag.States[t]; cur != nil && sameKind(cur, s) {
 					cur.Merge(s)
 				} else {
 					ag.States[t] = s

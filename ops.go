@@ -159,6 +159,20 @@ func ratFloat(r *big.Rat) float64 {
 	return clampFinite(f)
 }
 
+// sameKind reports whether a and b are states of one kind, which merge:
+// for grouped states, of one kind inside too. A meter whose definition
+// changed while the server was stopped meets states of another kind under
+// its name; they are replaced, never merged.
+func sameKind(a, b State) bool {
+	if a.kind() != b.kind() {
+		return false
+	}
+	if ga, ok := a.(*groupedState); ok {
+		return ga.inner == b.(*groupedState).inner
+	}
+	return true
+}
+
 var errState = errors.New("corrupt aggregate state")
 
 // AppendState appends s's kind, version and payload to b.

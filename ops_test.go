@@ -205,3 +205,22 @@ func FuzzDecodeStates(f *testing.F) {
 		}
 	})
 }
+
+// TestStates_KindChanged: a meter whose definition changed while the
+// server was stopped meets stored states of another kind under its name;
+// they are replaced, never merged (a grouped sum into a grouped p95 too).
+func TestStates_KindChanged(t *testing.T) {
+	sumCfg := mustConfig(`{"events": {"e": {"op": "sum"}}, "meters": {"m": {"eventType": "e", "op": "sum", "groupBy": ["g"]}}}`)
+	p95Cfg := mustConfig(`{"events": {"e": {"op": "sum"}}, "meters": {"m": {"eventType": "e", "op": "p95", "groupBy": ["g"]}}}`)
+	a, b := sumCfg.Meter("m").NewState(), p95Cfg.Meter("m").NewState()
+	x := num(3, 1, 1)
+	x.Group = `["a"]`
+	a.Add(x)
+	b.Add(x)
+	if odometer.SameKind(a, b) {
+		t.Fatal("a grouped sum and a grouped p95 are of the same kind")
+	}
+	if !odometer.SameKind(a, sumCfg.Meter("m").NewState()) {
+		t.Fatal("two grouped sums are not of the same kind")
+	}
+}

@@ -135,7 +135,7 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 					if s < first || s > last {
 						continue
 					}
-					if cur := states[bk.EventType]; cur != nil && cur.kind() == st.kind() {
+					if cur := states[bk.EventType]; cur != nil && sameKind(cur, st) {
 						cur.Merge(st)
 					} else {
 						states[bk.EventType] = st

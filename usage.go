@@ -82,7 +82,7 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 				continue
 			}
 			st := slots[s]
-			if st == nil || st.kind() != m.NewState().kind() {
+			if st == nil || !sameKind(st, m.NewState()) {
 				st = m.NewState()
 			} else {
 				st = st.Clone()
@@ -99,7 +99,7 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 			w = m.NewState()
 			windows[key] = w
 		}
-		if w.kind() == st.kind() {
+		if sameKind(w, st) {
 			w.Merge(st)
 		}
 	}

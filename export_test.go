@@ -1,0 +1,4 @@
+package odometer
+
+// SameKind is sameKind, for the tests.
+var SameKind = sameKind

@@ -191,8 +191,9 @@ func TestEvent_Fingerprint(t *testing.T) {
 }
 
 func TestIDHash(t *testing.T) {
-	if odometer.IDHash("evt_1") != odometer.IDHash("evt_1") {
-		t.Fatal("IDHash is not deterministic")
+	id := "evt_1"
+	if a, b := odometer.IDHash(id), odometer.IDHash(strings.Clone(id)); a != b {
+		t.Fatalf("IDHash(%q) = %d, then %d: not deterministic", id, a, b)
 	}
 	if odometer.IDHash("evt_1") == odometer.IDHash("evt_2") {
 		t.Fatal("IDHash(evt_1) == IDHash(evt_2)")

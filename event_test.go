@@ -34,8 +34,9 @@ var idTests = []struct {
 	{"ErrC1", "\u009fcust", false},
 	{"ErrControlAfterUnicode", "é\x01", false},
 	{"ErrDELAfterUnicode", "é\x7f", false},
-	{"ErrLineSeparator", "a\u2028b", false},
-	{"ErrParagraphSeparator", "a\u2029b", false},
+	{"OKLineSeparator", "a\u2028b", true},
+	{"OKParagraphSeparator", "a\u2029b", true},
+	{"OKHTMLAndQuotes", `sub_a<b>&c'\"\\`, true},
 }
 
 func TestValidateCustomerID(t *testing.T) {

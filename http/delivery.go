@@ -26,13 +26,14 @@ func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if ds == nil {
-		ds = []*odometer.Delivery{}
+	out := make([]deliveryJSON, len(ds))
+	for i, d := range ds {
+		out[i] = toDeliveryJSON(d)
 	}
 	if next != "" {
 		w.Header().Set("X-Next-Cursor", next)
 	}
-	writeJSON(w, http.StatusOK, ds)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleRetryDelivery is POST /deliveries/{id}/retry: one more try, now.
@@ -45,5 +46,5 @@ func (s *Server) handleRetryDelivery(w http.ResponseWriter, r *http.Request) {
 	if s.Kick != nil {
 		s.Kick()
 	}
-	writeJSON(w, http.StatusAccepted, d)
+	writeJSON(w, http.StatusAccepted, toDeliveryJSON(d))
 }

@@ -61,10 +61,9 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, struct {
-		Key string `json:"key"`
-		*odometer.APIKey
-	}{secret, k})
+	out := toKeyJSON(k)
+	out.Key = secret
+	writeJSON(w, http.StatusCreated, out)
 }
 
 // handleKeys is GET /keys: never the secret.
@@ -74,10 +73,11 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if keys == nil {
-		keys = []*odometer.APIKey{}
+	out := make([]keyJSON, len(keys))
+	for i, k := range keys {
+		out[i] = toKeyJSON(k)
 	}
-	writeJSON(w, http.StatusOK, keys)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleRevokeKey is DELETE /keys/{id}: every later request with it is 401.

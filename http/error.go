@@ -15,6 +15,7 @@ var statuses = map[string]int{
 	odometer.EUNAUTHORIZED:  http.StatusUnauthorized,
 	odometer.EFORBIDDEN:     http.StatusForbidden,
 	odometer.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	odometer.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
 	odometer.EUNAVAILABLE:   http.StatusServiceUnavailable,
 	odometer.EINTERNAL:      http.StatusInternalServerError,
 }
@@ -36,6 +37,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		s.Logger.Error("internal error", "id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 		body["requestId"] = requestID(r.Context())
+	}
+	if status == http.StatusUnsupportedMediaType {
+		w.Header().Set("Accept-Encoding", acceptedEncodings) // RFC 7694
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

@@ -195,6 +195,6 @@ func TestUsage_ZipBomb(t *testing.T) {
 		ts.API.MaxBatchBytes = 11 << 20
 		ts.MustDo(t, http.StatusCreated, "POST", "/usagebatch", ts.IngestKey, string(bomb(10<<20)), "Content-Encoding", "gzip")
 		ts.mustCount(t, 1)
-		t.Logf("limit %d KiB; %s", limit>>10, strings.Join(figures, "; "))
+		reportFigures(t, "zip bomb: limit %d KiB; %s", limit>>10, strings.Join(figures, "; "))
 	})
 }

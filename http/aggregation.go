@@ -9,18 +9,18 @@ import (
 
 // aggregationJSON is an aggregation as GET /aggregations shows it.
 type aggregationJSON struct {
-	ID            string             `json:"_id"`
-	CustomerID    string             `json:"customerId"`
-	Period        odometer.Period    `json:"period"`
-	PeriodStart   string             `json:"periodStart"`
-	PeriodEnd     string             `json:"periodEnd"`
-	PeriodKey     string             `json:"periodKey"`
-	Timestamp     string             `json:"timestamp"`
-	Events        map[string]float64 `json:"events"`
-	EventCounts   map[string]int64   `json:"eventCounts"`
-	WebhookStatus webhookStatusJSON  `json:"webhookStatus"`
-	Complete      bool               `json:"complete"`
-	Revision      int                `json:"revision"`
+	ID            string                 `json:"_id"`
+	CustomerID    string                 `json:"customerId"`
+	Period        odometer.Period        `json:"period"`
+	PeriodStart   string                 `json:"periodStart"`
+	PeriodEnd     string                 `json:"periodEnd"`
+	PeriodKey     string                 `json:"periodKey"`
+	Timestamp     string                 `json:"timestamp"`
+	Events        map[string]float64     `json:"events"`
+	EventCounts   map[string]int64       `json:"eventCounts"`
+	WebhookStatus odometer.WebhookStatus `json:"webhookStatus"`
+	Complete      bool                   `json:"complete"`
+	Revision      int                    `json:"revision"`
 }
 
 func toAggregationJSON(a *odometer.Aggregation, cfg *odometer.Config) aggregationJSON {
@@ -29,7 +29,7 @@ func toAggregationJSON(a *odometer.Aggregation, cfg *odometer.Config) aggregatio
 		ID: a.ID(), CustomerID: a.CustomerID, Period: a.Period,
 		PeriodStart: odometer.FormatTime(a.PeriodStart), PeriodEnd: odometer.FormatTime(odometer.LastMilli(a.PeriodEnd)),
 		PeriodKey: a.PeriodKey, Timestamp: odometer.FormatTime(a.Timestamp),
-		Events: v.Events, EventCounts: v.EventCounts, WebhookStatus: toWebhookStatusJSON(a.Webhook),
+		Events: v.Events, EventCounts: v.EventCounts, WebhookStatus: a.Webhook,
 		Complete: a.Complete, Revision: a.Revision,
 	}
 }

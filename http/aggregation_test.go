@@ -104,7 +104,7 @@ func TestAcceptance(t *testing.T) {
 				Events:    map[string]float64{"api.calls": c.sum, "storage.bytes": c.max, "response.time.ms": c.avg},
 				EventCounts: map[string]int64{"api.calls": int64(len(c.values.calls)), "storage.bytes": int64(len(c.values.bytes)),
 					"response.time.ms": int64(len(c.values.ms))},
-				WebhookStatus: webhookStatusJSON{Delivered: false, Attempts: 0},
+				WebhookStatus: odometer.WebhookStatus{Delivered: false, Attempts: 0},
 			}
 			if !reflect.DeepEqual(a, want) {
 				t.Fatalf("daily aggregation of %s:\n%+v, want\n%+v", c.id, a, want)

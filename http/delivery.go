@@ -26,14 +26,13 @@ func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]deliveryJSON, len(ds))
-	for i, d := range ds {
-		out[i] = toDeliveryJSON(d)
+	if ds == nil {
+		ds = []*odometer.Delivery{}
 	}
 	if next != "" {
 		w.Header().Set("X-Next-Cursor", next)
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, ds)
 }
 
 // handleRetryDelivery is POST /deliveries/{id}/retry: one more try, now.
@@ -46,5 +45,5 @@ func (s *Server) handleRetryDelivery(w http.ResponseWriter, r *http.Request) {
 	if s.Kick != nil {
 		s.Kick()
 	}
-	writeJSON(w, http.StatusAccepted, toDeliveryJSON(d))
+	writeJSON(w, http.StatusAccepted, d)
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -61,9 +62,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := toKeyJSON(k)
-	out.Key = secret
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, http.StatusCreated, keyWithSecret{secret, k})
 }
 
 // handleKeys is GET /keys: never the secret.
@@ -73,11 +72,10 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]keyJSON, len(keys))
-	for i, k := range keys {
-		out[i] = toKeyJSON(k)
+	if keys == nil {
+		keys = []*odometer.APIKey{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, keys)
 }
 
 // handleRevokeKey is DELETE /keys/{id}: every later request with it is 401.
@@ -88,4 +86,24 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Key revoked", "id": id})
+}
+
+// keyWithSecret is the answer to POST /keys: the secret, shown this once,
+// then the key as GET /keys shows it.
+type keyWithSecret struct {
+	secret string
+	key    *odometer.APIKey
+}
+
+func (c keyWithSecret) MarshalJSON() ([]byte, error) {
+	k, err := json.Marshal(c.key)
+	if err != nil {
+		return nil, err
+	}
+	secret, _ := json.Marshal(c.secret)
+	b := append([]byte(`{"key":`), secret...)
+	if len(k) > 2 { // not {}
+		b = append(b, ',')
+	}
+	return append(b, k[1:]...), nil
 }

@@ -14,6 +14,7 @@ const (
 	EUNAUTHORIZED  = "unauthorized"  // no key or a wrong key: 401
 	EFORBIDDEN     = "forbidden"     // a key without the scope: 403
 	ETOOLARGE      = "too_large"     // body or batch over the limit: 413
+	EUNSUPPORTED   = "unsupported"   // a Content-Encoding not understood: 415
 	EUNAVAILABLE   = "unavailable"   // the store cannot take writes now (disk full): 503
 	EINTERNAL      = "internal"      // anything else: 500, never shown
 )

@@ -114,6 +114,10 @@ func ValidateEventTypeName(s string) error {
 	return nil
 }
 
+// printable reports whether s is UTF-8 without control characters (C0,
+// DEL, C1). The line and paragraph separators U+2028 and U+2029 are text:
+// they are allowed, and every body writes them as the characters
+// themselves, as JSON.stringify does.
 func printable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -125,7 +129,7 @@ func printable(s string) bool {
 				return false
 			}
 			for _, r := range s[i:] {
-				if r < 0x20 || (r >= 0x7f && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+				if r < 0x20 || (r >= 0x7f && r < 0xa0) {
 					return false
 				}
 			}

@@ -34,8 +34,9 @@ var idTests = []struct {
 	{"ErrC1", "\u009fcust", false},
 	{"ErrControlAfterUnicode", "é\x01", false},
 	{"ErrDELAfterUnicode", "é\x7f", false},
-	{"ErrLineSeparator", "a\u2028b", false},
-	{"ErrParagraphSeparator", "a\u2029b", false},
+	{"OKLineSeparator", "a\u2028b", true},
+	{"OKParagraphSeparator", "a\u2029b", true},
+	{"OKHTMLAndQuotes", `sub_a<b>&c'\"\\`, true},
 }
 
 func TestValidateCustomerID(t *testing.T) {
@@ -191,8 +192,9 @@ func TestEvent_Fingerprint(t *testing.T) {
 }
 
 func TestIDHash(t *testing.T) {
-	if odometer.IDHash("evt_1") != odometer.IDHash("evt_1") {
-		t.Fatal("IDHash is not deterministic")
+	id := "evt_1"
+	if a, b := odometer.IDHash(id), odometer.IDHash(strings.Clone(id)); a != b {
+		t.Fatalf("IDHash(%q) = %d, then %d: not deterministic", id, a, b)
 	}
 	if odometer.IDHash("evt_1") == odometer.IDHash("evt_2") {
 		t.Fatal("IDHash(evt_1) == IDHash(evt_2)")

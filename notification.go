@@ -1,7 +1,6 @@
 package odometer
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -80,7 +79,9 @@ func newNotification(cfg *Config, a *Aggregation, v *Values, typ string, previou
 		p.Data.Revision = a.Revision
 		p.Data.Previous = previous
 	}
-	b, _ := json.Marshal(p)
+	// Written as JSON.stringify writes it: receivers may verify the
+	// signature over the body parsed and written again by JavaScript.
+	b, _ := Marshal(p)
 	var endpoints []string
 	for _, w := range cfg.Webhooks {
 		if w.Enabled {

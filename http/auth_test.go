@@ -168,7 +168,7 @@ func TestKeys(t *testing.T) {
 		if !strings.HasPrefix(k.Key, odometer.KeyPrefix) || len(k.Key) < 32 {
 			t.Fatalf("key %q, want a long key starting with %s", k.Key, odometer.KeyPrefix)
 		}
-		if k.ID == "" || k.Scope != "ingest" || k.Name != "web app" || k.CreatedAt != "2026-01-13T10:30:00Z" {
+		if k.ID == "" || k.Scope != "ingest" || k.Name != "web app" || k.CreatedAt != "2026-01-13T10:30:00.000Z" {
 			t.Fatalf("created key %+v", k)
 		}
 		if !strings.HasPrefix(k.Key, k.Prefix) || len(k.Prefix) >= len(k.Key)/2 {

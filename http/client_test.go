@@ -3,7 +3,11 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/odometer-dev/odometer"
@@ -113,5 +117,52 @@ func TestClient(t *testing.T) {
 				t.Fatalf("error %v, want a connection error", err)
 			}
 		})
+	})
+}
+
+// TestClient_SendBatchGzip: SendBatch sends a batch gzipped, and sends it
+// again as it is to a server that answers 415 to gzip.
+func TestClient_SendBatchGzip(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(testing.TB) odometer.Store) {
+		ts := MustOpenServer(t, open)
+		ctx := context.Background()
+		var mu sync.Mutex
+		var encodings []string
+		refuseGzip := false
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			encodings = append(encodings, r.Header.Get("Content-Encoding"))
+			refuse := refuseGzip
+			mu.Unlock()
+			if refuse && r.Header.Get("Content-Encoding") != "" {
+				w.WriteHeader(http.StatusUnsupportedMediaType)
+				w.Write([]byte(`{"error": "Content-Encoding gzip is not supported"}`))
+				return
+			}
+			ts.Handler.ServeHTTP(w, r)
+		}))
+		defer front.Close()
+		c := &Client{URL: front.URL, Key: ts.IngestKey}
+		batch := func(prefix string) []byte {
+			return []byte(batchOf(20, "cust_z", func(i int) string { return fmt.Sprintf(`, "id": "%s-%d"`, prefix, i) }))
+		}
+
+		if res, err := c.SendBatch(ctx, batch("a")); err != nil || res.Count != 20 {
+			t.Fatalf("SendBatch: %+v, %v", res, err)
+		}
+		mu.Lock()
+		refuseGzip = true
+		mu.Unlock()
+		if res, err := c.SendBatch(ctx, batch("b")); err != nil || res.Count != 20 {
+			t.Fatalf("SendBatch to a server without gzip: %+v, %v", res, err)
+		}
+		c.Uncompressed = true
+		if res, err := c.SendBatch(ctx, batch("c")); err != nil || res.Count != 20 {
+			t.Fatalf("SendBatch uncompressed: %+v, %v", res, err)
+		}
+		if got, want := strings.Join(encodings, ","), "gzip,gzip,,"; got != want {
+			t.Fatalf("Content-Encodings sent %q, want %q", got, want)
+		}
+		ts.mustCount(t, 60)
 	})
 }

@@ -14,16 +14,30 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// readBody reads the whole body up to limit. The body is JSON whatever the
-// Content-Type says: the template's own examples send none.
+// readBody reads the whole body up to limit, decompressed if it comes
+// with Content-Encoding gzip or deflate: the limit is on the decompressed
+// size. The body is JSON whatever the Content-Type says: the template's
+// own examples send none.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	coding, err := contentCoding(r.Header)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, odometer.Errorf(odometer.ETOOLARGE, "Request body too large: the limit is %d bytes", limit)
+		return nil, err
+	}
+	var body []byte
+	if coding != "" {
+		body, err = inflate(http.MaxBytesReader(w, r.Body, limit+wireSlack), coding, limit)
+		if err != nil {
+			return nil, err
 		}
-		return nil, odometer.Errorf(odometer.EINVALID, "Could not read the request body")
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, odometer.Errorf(odometer.ETOOLARGE, "Request body too large: the limit is %d bytes", limit)
+			}
+			return nil, odometer.Errorf(odometer.EINVALID, "Could not read the request body")
+		}
 	}
 	if !utf8.Valid(body) {
 		return nil, odometer.Errorf(odometer.EINVALID, "Request body must be valid UTF-8")

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/odometer-dev/odometer"
@@ -16,6 +15,7 @@ var statuses = map[string]int{
 	odometer.EUNAUTHORIZED:  http.StatusUnauthorized,
 	odometer.EFORBIDDEN:     http.StatusForbidden,
 	odometer.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	odometer.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
 	odometer.EUNAVAILABLE:   http.StatusServiceUnavailable,
 	odometer.EINTERNAL:      http.StatusInternalServerError,
 }
@@ -38,6 +38,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.Logger.Error("internal error", "id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 		body["requestId"] = requestID(r.Context())
 	}
+	if status == http.StatusUnsupportedMediaType {
+		w.Header().Set("Accept-Encoding", acceptedEncodings) // RFC 7694
+	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 		s.Logger.Warn("store unavailable", "id", requestID(r.Context()), "err", err)
@@ -45,8 +48,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, body)
 }
 
+// writeJSON answers v as JSON, written as JavaScript's JSON.stringify
+// writes it (odometer.Marshal): every API answer goes through here.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := odometer.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":"Internal error."}`)

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -61,10 +62,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, struct {
-		Key string `json:"key"`
-		*odometer.APIKey
-	}{secret, k})
+	writeJSON(w, http.StatusCreated, keyWithSecret{secret, k})
 }
 
 // handleKeys is GET /keys: never the secret.
@@ -88,4 +86,24 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Key revoked", "id": id})
+}
+
+// keyWithSecret is the answer to POST /keys: the secret, shown this once,
+// then the key as GET /keys shows it.
+type keyWithSecret struct {
+	secret string
+	key    *odometer.APIKey
+}
+
+func (c keyWithSecret) MarshalJSON() ([]byte, error) {
+	k, err := json.Marshal(c.key)
+	if err != nil {
+		return nil, err
+	}
+	secret, _ := json.Marshal(c.secret)
+	b := append([]byte(`{"key":`), secret...)
+	if len(k) > 2 { // not {}
+		b = append(b, ',')
+	}
+	return append(b, k[1:]...), nil
 }

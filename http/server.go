@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -148,10 +149,55 @@ func (s *Server) Handler() http.Handler {
 	}
 	// The dashboard's page and files: public, outside the API's table.
 	mux.HandleFunc("GET /ui/", s.handleUI)
+	// /ui is the dashboard's address without its slash: sent on, in JSON,
+	// where ServeMux would answer its own HTML redirect page.
+	mux.HandleFunc("/ui", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found"})
+			return
+		}
+		w.Header().Set("Location", "/ui/")
+		writeJSON(w, http.StatusMovedPermanently, map[string]string{"message": "The dashboard is at /ui/", "location": "/ui/"})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found"})
 	})
-	return s.recoverer(s.logRequests(s.instrument(mux)))
+	return s.recoverer(s.logRequests(s.instrument(canonicalPaths(mux))))
+}
+
+// canonicalPaths answers a path that is not in canonical form (//events,
+// /./keys, /usage/../keys) with a JSON 404 that names the canonical path.
+// ServeMux would redirect it, with an HTML page for a body; a client of an
+// API is better told that its URL is wrong, and never a redirect that
+// re-sends a signed or authorized request elsewhere.
+func canonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// As ServeMux: escaped slashes (%2F) are part of a segment, and
+		// CONNECT and "*" are not paths.
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && r.RequestURI != "*" {
+			if c := cleanPath(p); c != p {
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found: did you mean " + c + "?"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is ServeMux's canonical form of a path: rooted, no empty, "."
+// or ".." segments, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 type ctxKey int

@@ -299,6 +299,60 @@ func TestServer_NotFound(t *testing.T) {
 	})
 }
 
+// TestServer_NonCanonicalPath: paths ServeMux would redirect, with an HTML
+// page for a body, are answered in JSON: a 404 that names the path meant,
+// and for /ui the dashboard's address.
+func TestServer_NonCanonicalPath(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(testing.TB) odometer.Store) {
+		ts := MustOpenServer(t, open)
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		for _, tt := range []struct {
+			method, path string
+			status       int
+			text         string // the error, or for a redirect its Location
+		}{
+			{"GET", "//events", http.StatusNotFound, "Not found: did you mean /events?"},
+			{"GET", "/events/", http.StatusNotFound, "Not found"},
+			{"GET", "/./keys", http.StatusNotFound, "Not found: did you mean /keys?"},
+			{"GET", "/usage/../keys", http.StatusNotFound, "Not found: did you mean /keys?"},
+			{"GET", "/events//", http.StatusNotFound, "Not found: did you mean /events/?"},
+			{"POST", "//usage/api.calls", http.StatusNotFound, "Not found: did you mean /usage/api.calls?"},
+			{"POST", "/usagebatch/.", http.StatusNotFound, "Not found: did you mean /usagebatch?"},
+			{"GET", "//", http.StatusNotFound, "Not found: did you mean /?"},
+			{"GET", "/ui//", http.StatusNotFound, "Not found: did you mean /ui/?"},
+			{"GET", "/ui", http.StatusMovedPermanently, "/ui/"},
+			{"POST", "/ui", http.StatusNotFound, "Not found"},
+		} {
+			t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+				req, err := http.NewRequest(tt.method, ts.URL+tt.path, strings.NewReader(`[{"eventType": "api.calls", "customerId": "c", "value": 1}]`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("x-apikey", ts.AdminKey)
+				resp, err := noFollow.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				checkBody(t, tt.method, tt.path, resp.Header, body)
+				if got, want := resp.StatusCode, tt.status; got != want {
+					t.Fatalf("status %d, want %d: %s", got, want, body)
+				}
+				r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+				got := r.Error()
+				if tt.status == http.StatusMovedPermanently {
+					got = resp.Header.Get("Location")
+				}
+				if got != tt.text {
+					t.Fatalf("got %q, want %q: %s", got, tt.text, body)
+				}
+			})
+		}
+		ts.mustCount(t, 0)
+	})
+}
+
 func TestServer_MethodNotAllowed(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, open func(testing.TB) odometer.Store) {
 		ts := MustOpenServer(t, open)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +125,7 @@ Only ended periods are exported, unless --incomplete.`,
 				if rows == nil {
 					rows = []exportRow{}
 				}
-				b, err := json.MarshalIndent(rows, "", "  ")
+				b, err := marshalIndent(rows, "", "  ")
 				if err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/odometer-dev/odometer"
 )
 
 // Output formats of the commands that print records.
@@ -72,7 +75,7 @@ func (p *printer) add(row []string, record any) error {
 	case outputCSV:
 		return p.cw.Write(row)
 	}
-	b, err := json.MarshalIndent(record, "  ", "  ")
+	b, err := marshalIndent(record, "  ", "  ")
 	if err != nil {
 		return err
 	}
@@ -131,7 +134,7 @@ func printPages[T any](cmd *cobra.Command, p *printer, noun string, all bool, cu
 // CSV, or as a JSON object.
 func printOne(w io.Writer, format string, header, row []string, record any) error {
 	if format == outputJSON {
-		b, err := json.MarshalIndent(record, "", "  ")
+		b, err := marshalIndent(record, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -145,3 +148,17 @@ func printOne(w io.Writer, format string, header, row []string, record any) erro
 
 // num formats a number as the API shows it.
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// marshalIndent writes v as the API writes it (odometer.Marshal: no HTML
+// escaping, instants as toISOString writes them), indented.
+func marshalIndent(v any, prefix, indent string) ([]byte, error) {
+	b, err := odometer.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, prefix, indent); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -46,7 +46,7 @@ func newSendCommand() *cobra.Command {
 		Use:   "send FILE|-",
 		Short: "Import usage events from an NDJSON or CSV file",
 		Long: `Import usage events from a file ("-" for standard input) through POST /usagebatch,
-in batches of up to 1000.
+in batches of up to 1000, each sent gzipped (Content-Encoding: gzip).
 
 NDJSON: one event object per line, with the fields of /usagebatch:
   {"eventType": "api.calls", "customerId": "cust_123", "value": 1, "id": "...", "timestamp": "2026-01-13T10:00:00Z", "metadata": {...}}

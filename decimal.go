@@ -118,15 +118,6 @@ func parseDecimal(s string) (Decimal, bool) {
 	return d, true
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 var bigTen = big.NewInt(10)
 
 // pow10 returns 10^n as an int64 when it fits.

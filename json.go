@@ -457,9 +457,10 @@ func (c *restringifier) number() error {
 	return nil
 }
 
-func allDigits(b []byte) bool {
-	for _, d := range b {
-		if d < '0' || d > '9' {
+// allDigits reports whether b is made of ASCII digits only.
+func allDigits[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] < '0' || b[i] > '9' {
 			return false
 		}
 	}

@@ -202,11 +202,6 @@ func TestGauges(t *testing.T) {
 	})
 }
 
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
-}
-
 func cloneEvents(events []odometer.Event) []odometer.Event {
 	out := make([]odometer.Event, len(events))
 	copy(out, events)

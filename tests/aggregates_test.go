@@ -81,6 +81,9 @@ func checkDailyAggregates(t *testing.T, srv *server, events []storedEvent) {
 			}
 			days[day] = true
 			for typ, v := range a.Events {
+				if _, ok := killOps[typ]; !ok {
+					continue // a meter over metadata: checked from scratch
+				}
 				got[day+" "+typ] = dayValue{v, a.EventCounts[typ]}
 			}
 			for typ := range a.EventCounts {

@@ -26,6 +26,11 @@ const killConfig = `{
     "api.peak": { "op": "max", "description": "Peak of something" },
     "api.hits": { "op": "count", "description": "Hits" }
   },
+  "meters": {
+    "calls.byRegion": { "eventType": "api.calls", "op": "sum", "groupBy": ["region"] },
+    "hits.users":     { "eventType": "api.hits", "op": "unique", "value": "$.user" },
+    "peak.hours":     { "eventType": "api.peak", "op": "integral", "unit": "second", "groupBy": ["region"] }
+  },
   "webhooks": []
 }`
 
@@ -58,10 +63,11 @@ func killCycles(t *testing.T) int {
 
 // sentEvent is one event as the client sent it.
 type sentEvent struct {
-	EventType  string  `json:"eventType,omitempty"`
-	ID         string  `json:"id"`
-	CustomerID string  `json:"customerId"`
-	Value      float64 `json:"value"`
+	EventType  string            `json:"eventType,omitempty"`
+	ID         string            `json:"id"`
+	CustomerID string            `json:"customerId"`
+	Value      float64           `json:"value"`
+	Metadata   map[string]string `json:"metadata"`
 }
 
 // ingestRequest is one POST and what became of it. The body is kept so
@@ -90,6 +96,8 @@ func newIngestRequest(rng *rand.Rand, cycle, worker, n int) *ingestRequest {
 			CustomerID: "cust_" + strconv.Itoa(rng.IntN(killCustomers)),
 			// Quarters: exact in binary, so every sum is exact too.
 			Value: float64(rng.IntN(400)+1) / 4,
+			// For the meters: a region to group by, a user to count.
+			Metadata: map[string]string{"region": []string{"eu", "us", "ap"}[rng.IntN(3)], "user": "u" + strconv.Itoa(rng.IntN(50))},
 		}
 		return e
 	}
@@ -259,7 +267,7 @@ func TestKillIngest(t *testing.T) {
 				t.Errorf("event %s is stored more than once", e.ID)
 			}
 		}
-		if e.EventType != want.EventType || e.CustomerID != want.CustomerID || e.Value != want.Value {
+		if e.EventType != want.EventType || e.CustomerID != want.CustomerID || e.Value != want.Value || !sameMetadata(e.Metadata, want.Metadata) {
 			mismatch++
 			if mismatch <= 5 {
 				t.Errorf("event %s stored as %s/%s/%v, sent as %s/%s/%v",
@@ -285,6 +293,7 @@ func TestKillIngest(t *testing.T) {
 	}
 
 	checkDailyAggregates(t, srv, events)
+	checkMetersFromScratch(t, srv, events, cfgPath)
 
 	report(t, "kill test: cycles %d; requests %d (%d events); acknowledged %d (%d events); "+
 		"retried %d (%d events, %d of them stored before the kill); stored %d events; lost %d; duplicated %d; unexpected %d",
@@ -367,11 +376,13 @@ func retryAll(srv *server, reqs []*ingestRequest) (int, error) {
 
 // storedEvent is an event as GET /events returns it.
 type storedEvent struct {
-	ID         string  `json:"_id"`
-	EventType  string  `json:"eventType"`
-	CustomerID string  `json:"customerId"`
-	Value      float64 `json:"value"`
-	Day        string  `json:"day"`
+	ID         string          `json:"_id"`
+	EventType  string          `json:"eventType"`
+	CustomerID string          `json:"customerId"`
+	Value      float64         `json:"value"`
+	Day        string          `json:"day"`
+	Timestamp  string          `json:"timestamp"`
+	Metadata   json.RawMessage `json:"metadata"`
 }
 
 // readAllEvents pages through GET /events with the X-Next-Cursor header.

@@ -399,11 +399,11 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 		}
 	}
 	if len(carried) > 0 {
-		more, err := carry.settle(carried)
+		more, err := carry.settle(aggs, carried)
 		if err != nil {
 			return err
 		}
-		aggs = append(aggs, more[len(carried):]...)
+		aggs = append(aggs, more...)
 		res.AggregationsCreated += carry.created
 	}
 	return finalizeAndSave(tx, cfg, aggs, now, res)

@@ -63,15 +63,17 @@ func (c *carrier) load(k AggregationKey) (*Aggregation, error) {
 	return m[k], nil
 }
 
-// settle sets the carries of aggs, whose gauge states changed, from the
-// periods before them, and pushes them forward. It returns aggs and every
-// other aggregation it changed or made, to save.
-func (c *carrier) settle(aggs []*Aggregation) ([]*Aggregation, error) {
-	for _, ag := range aggs {
+// settle sets the carries of changed, whose gauge states changed, from the
+// periods before them, and pushes them forward. all is every aggregation
+// the transaction writes already (changed among them): a period that the
+// carries reach is taken from there, never read again from the store. It
+// returns the other aggregations it changed or made, to save too.
+func (c *carrier) settle(all, changed []*Aggregation) ([]*Aggregation, error) {
+	for _, ag := range all {
 		c.loaded[ag.Key()] = ag
 		c.inOut[ag.Key()] = true
 	}
-	order := append([]*Aggregation(nil), aggs...)
+	order := append([]*Aggregation(nil), changed...)
 	sort.Slice(order, func(i, j int) bool { return order[i].PeriodStart.Before(order[j].PeriodStart) })
 	for _, ag := range order {
 		prevKey := ag.Period.Key(ag.PeriodStart.Add(-time.Millisecond).In(c.cfg.Location))
@@ -84,7 +86,7 @@ func (c *carrier) settle(aggs []*Aggregation) ([]*Aggregation, error) {
 			return nil, err
 		}
 	}
-	return append(aggs, c.out...), nil
+	return c.out, nil
 }
 
 // carryFrom sets next's carries from cur (nil: nothing before), and

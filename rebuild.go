@@ -153,10 +153,11 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 		// The states came from the buckets, which hold no carries: the
 		// gauges take theirs again from the periods before.
 		if c := newCarrier(cfg, pk, tx, now); c != nil && len(aggs) > 0 {
-			var err error
-			if aggs, err = c.settle(aggs); err != nil {
+			more, err := c.settle(aggs, aggs)
+			if err != nil {
 				return err
 			}
+			aggs = append(aggs, more...)
 			r.AggregationsCreated += c.created
 		}
 		if err := finalizeAndSave(tx, cfg, aggs, now, &r); err != nil {

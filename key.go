@@ -43,6 +43,9 @@ type APIKey struct {
 	CreatedAt  time.Time  `json:"createdAt"`
 	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
 	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+	// Portal: not a stored key but a portal link's token, which reads its
+	// customer's usage only.
+	Portal bool `json:"-"`
 }
 
 // Allows reports whether k may act with scope s. Admin may do everything.

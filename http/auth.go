@@ -21,7 +21,13 @@ func (s *Server) authorize(scope odometer.Scope, h http.HandlerFunc) http.Handle
 			s.writeError(w, r, odometer.Errorf(odometer.EUNAUTHORIZED, "Missing API key: send it in the x-apikey header (or Authorization: Bearer)"))
 			return
 		}
-		k, err := s.lookupKey(r, key)
+		var k *odometer.APIKey
+		var err error
+		if strings.HasPrefix(key, odometer.PortalPrefix) {
+			k, err = s.portalKey(r, key)
+		} else {
+			k, err = s.lookupKey(r, key)
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -407,6 +407,8 @@ func TestOpenAPI_Responses(t *testing.T) {
 			{"GET /deliveries", "GET", "/deliveries", srv.ReadKey, "", 403},
 			{"POST /deliveries/{id}/retry", "POST", "/deliveries/{delivery}/retry", srv.AdminKey, "", 202},
 			{"POST /deliveries/{id}/retry", "POST", "/deliveries/dlv_nope/retry", srv.AdminKey, "", 404},
+			{"POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", srv.AdminKey, "", 409},
+			{"POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", srv.ReadKey, "", 403},
 
 			{"GET /usage", "GET", "/usage?customerId=cust_a&eventType=api.calls&window=hour&from=2026-01-13", srv.ReadKey, "", 200},
 			{"GET /usage", "GET", "/usage?eventType=api.calls", pinned, "", 200},

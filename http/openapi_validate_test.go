@@ -200,6 +200,7 @@ func TestOpenAPI_Validator(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, open func(testing.TB) odometer.Store) {
 		ctx := context.Background()
 		srv := MustOpenServer(t, open)
+		srv.API.PortalSecret = testPortalSecret
 		served := srv.MustDo(t, http.StatusOK, "GET", "/openapi.json", "", "").Body
 		checker := newResponseChecker(t, served)
 
@@ -327,6 +328,9 @@ func TestOpenAPI_Validator(t *testing.T) {
 		add("POST /deliveries/{id}/retry", "POST", "/deliveries/"+pending+"/retry", "admin", "", 202)
 		add("POST /deliveries/{id}/retry", "POST", "/deliveries/"+delivered+"/retry", "admin", "", 409)
 		add("POST /deliveries/{id}/retry", "POST", "/deliveries/msg_nope/retry", "admin", "", 404)
+
+		add("POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", "admin", `{"expiresIn": "2h"}`, 200)
+		add("POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", "admin", `{"expiresIn": "100d"}`, 400)
 
 		add("POST /keys", "POST", "/keys", "admin", `{"scope": "read", "customerId": "cust_a", "name": "page"}`, 201)
 		add("POST /keys", "POST", "/keys", "admin", `{"scope": "ingest"}`, 201)

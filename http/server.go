@@ -41,6 +41,11 @@ type Server struct {
 	MaxBodyBytes int64
 	// Metrics, when nil, are made by Handler; GET /metrics serves them.
 	Metrics *Metrics
+	// PortalSecret signs portal links; none can be made without it.
+	PortalSecret []byte
+	// PublicURL is the server's address as its users reach it, which
+	// makes portal links absolute; empty: the request's host.
+	PublicURL string
 	// RateLimit, when set, limits each key's requests: past its rate a
 	// request is answered 429 with Retry-After.
 	RateLimit *RateLimiter
@@ -93,6 +98,7 @@ var routes = []route{
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
 	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
+	{"POST", "/customers/{id}/portal", odometer.ScopeAdmin, (*Server).handleCreatePortal},
 }
 
 // Handler returns the API's handler.

@@ -35,6 +35,8 @@ type serveOptions struct {
 	maxBatchBytes     int64
 	allowPrivate      bool
 	rateLimit         float64
+	portalSecret      string
+	publicURL         string
 	rateBurst         int
 	readHeaderTimeout time.Duration
 }
@@ -72,6 +74,8 @@ environment variable ODOMETER_API_KEY, when set, is accepted as an admin key.`,
 	f.BoolVar(&o.allowPrivate, "webhook-allow-private", envBool("ODOMETER_WEBHOOK_ALLOW_PRIVATE"), "allow webhooks to loopback and private addresses (ODOMETER_WEBHOOK_ALLOW_PRIVATE=1)")
 	f.Int64Var(&o.maxBatchBytes, "max-batch-bytes", odohttp.DefaultMaxBatchBytes, "largest body of POST /usagebatch")
 	f.Float64Var(&o.rateLimit, "rate-limit", envFloat("ODOMETER_RATE_LIMIT", 0), "requests a second allowed to each API key, past which it gets 429; 0 for no limit (ODOMETER_RATE_LIMIT)")
+	f.StringVar(&o.portalSecret, "portal-secret", envOr("ODOMETER_PORTAL_SECRET", ""), "secret that signs portal links, at least 32 bytes; changing it revokes every link (ODOMETER_PORTAL_SECRET)")
+	f.StringVar(&o.publicURL, "public-url", envOr("ODOMETER_PUBLIC_URL", ""), "the server's address as its users reach it, such as https://usage.example.com, for absolute portal links (ODOMETER_PUBLIC_URL)")
 	f.IntVar(&o.rateBurst, "rate-burst", int(envFloat("ODOMETER_RATE_BURST", 0)), "requests a key may send at once under --rate-limit; 0 for the rate rounded up (ODOMETER_RATE_BURST)")
 	f.DurationVar(&o.readHeaderTimeout, "read-header-timeout", envDuration("ODOMETER_READ_HEADER_TIMEOUT", 10*time.Second), "how long a client may take to send a request's headers (ODOMETER_READ_HEADER_TIMEOUT)")
 	return cmd
@@ -139,6 +143,14 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	if o.aggregateInterval <= 0 {
 		return errors.New("--aggregate-interval must be positive")
 	}
+	if o.portalSecret != "" && len(o.portalSecret) < odometer.MinPortalSecret {
+		return fmt.Errorf("--portal-secret must be at least %d bytes (odometer webhooks secret prints a random one)", odometer.MinPortalSecret)
+	}
+	if o.publicURL != "" {
+		if u, err := url.Parse(o.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url must be an absolute http:// or https:// URL, not %q", o.publicURL)
+		}
+	}
 	if o.rateLimit < 0 || o.rateBurst < 0 {
 		return errors.New("--rate-limit and --rate-burst must be 0 or more")
 	}
@@ -195,7 +207,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		Config: current, Now: time.Now, Logger: log, Version: version,
 		AdminKeyHash: adminHash, Ready: store.Ping,
 		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,
-		Metrics: metrics,
+		Metrics: metrics, PortalSecret: []byte(o.portalSecret), PublicURL: o.publicURL,
 	}
 	if o.rateLimit > 0 {
 		srv.RateLimit = odohttp.NewRateLimiter(o.rateLimit, o.rateBurst, time.Now)

@@ -1,0 +1,133 @@
+// The portal: one customer's usage, opened by a link that carries a
+// signed token after the '#'. It shows that customer's meters per period,
+// with their descriptions, and nothing of the vendor's internals.
+"use strict";
+(function () {
+  const view = document.getElementById("view");
+  const msg = document.getElementById("msg");
+  const token = decodeURIComponent(location.hash.slice(1));
+
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+    }
+    for (const k of kids) if (k) e.append(k);
+    return e;
+  }
+
+  function fail(text) {
+    view.replaceChildren(el("section", { class: "card" },
+      el("h1", { text: "This link cannot be opened" }),
+      el("p", { text: text }),
+      el("p", { text: "Ask your provider for a new link." })));
+    document.title = "Link not valid";
+    document.body.dataset.ready = "portal-error";
+  }
+
+  async function get(path) {
+    const r = await fetch(path, { headers: { "x-apikey": token }, cache: "no-store" });
+    let body = null;
+    try { body = await r.json(); } catch (_) { /* not JSON */ }
+    if (!r.ok) {
+      const e = new Error((body && body.error) || ("The server answered " + r.status));
+      e.status = r.status;
+      throw e;
+    }
+    return body;
+  }
+
+  // The customer the token was made for, for the heading only: the server
+  // decides what the token may read.
+  function customerOf(t) {
+    try {
+      const b64 = t.slice(4, t.indexOf(".")).replace(/-/g, "+").replace(/_/g, "/");
+      const raw = atob(b64 + "===".slice((b64.length + 3) % 4));
+      const bytes = Uint8Array.from(raw.slice(8), (c) => c.charCodeAt(0));
+      return new TextDecoder().decode(bytes);
+    } catch (_) { return ""; }
+  }
+
+  const fmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
+
+  function csvCell(v) {
+    const s = String(v);
+    return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  function download(name, rows) {
+    const text = rows.map((r) => r.map(csvCell).join(",")).join("\n") + "\n";
+    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }
+
+  async function main() {
+    if (!token.startsWith("odp_")) {
+      fail("This page opens with a usage link; this address has none.");
+      return;
+    }
+    const customer = customerOf(token);
+    let config, aggs;
+    try {
+      config = await get("/config");
+      const period = config.periods.includes("monthly") ? "monthly" : config.periods.includes("daily") ? "daily" : config.periods[0];
+      aggs = await get("/aggregations?period=" + encodeURIComponent(period) + "&limit=12");
+    } catch (e) {
+      fail(e.message);
+      return;
+    }
+    const meters = [];
+    for (const name of Object.keys(config.events).sort()) {
+      meters.push({ name, description: config.events[name].description || "", unit: "" });
+    }
+    for (const [name, m] of Object.entries(config.meters || {})) {
+      meters.push({ name, description: m.description || "", unit: m.unit ? m.unit + "s" : "", groupBy: m.groupBy || [] });
+    }
+    const h1 = el("h1", { text: customer ? "Usage of " + customer : "Usage" });
+    const section = el("section", { class: "card" }, h1);
+    if (aggs.length === 0) {
+      section.append(el("p", { text: "No usage recorded yet." }));
+      view.replaceChildren(section);
+      document.body.dataset.ready = "portal";
+      return;
+    }
+    const periods = aggs.slice().sort((a, b) => a.periodStart.localeCompare(b.periodStart)).reverse();
+    const table = el("table", { class: "data" });
+    table.append(el("caption", { text: "Usage per meter and " + (periods[0].period === "monthly" ? "month" : "period") }));
+    const head = el("tr", {}, el("th", { scope: "col", text: "Meter" }), el("th", { scope: "col", text: "What it counts" }));
+    const label = (a) => a.periodStart.slice(0, a.period === "monthly" ? 7 : 10) + (a.complete ? "" : " (in progress)");
+    for (const a of periods) head.append(el("th", { scope: "col", class: "num", text: label(a) }));
+    table.append(el("thead", {}, head));
+    const body = el("tbody");
+    const csv = [["meter", "group", ...periods.map((a) => a.periodStart)]];
+    for (const m of meters) {
+      if (!periods.some((a) => m.name in a.events)) continue;
+      const row = el("tr", {}, el("th", { scope: "row", text: m.name }), el("td", { text: [m.description, m.unit].filter(Boolean).join(", ") }));
+      for (const a of periods) row.append(el("td", { class: "num", text: m.name in a.events ? fmt.format(a.events[m.name]) : "" }));
+      body.append(row);
+      csv.push([m.name, "", ...periods.map((a) => (m.name in a.events ? a.events[m.name] : ""))]);
+      const groups = new Map();
+      for (const a of periods) for (const g of ((a.groups || {})[m.name] || [])) groups.set(JSON.stringify(g.group), g.group);
+      for (const [key, g] of groups) {
+        const name = Object.entries(g).map(([k, v]) => k + " " + (v === "" ? "(none)" : v)).join(", ");
+        const grow = el("tr", { class: "group" }, el("th", { scope: "row", text: "\u2003" + name }), el("td"));
+        const vals = periods.map((a) => (((a.groups || {})[m.name] || []).find((x) => JSON.stringify(x.group) === key) || {}).value);
+        for (const v of vals) grow.append(el("td", { class: "num", text: v === undefined ? "" : fmt.format(v) }));
+        body.append(grow);
+        csv.push([m.name, name, ...vals.map((v) => (v === undefined ? "" : v))]);
+      }
+    }
+    table.append(body);
+    const button = el("button", { type: "button", id: "csv", text: "Download CSV" });
+    button.addEventListener("click", () => download("usage" + (customer ? "-" + customer : "") + ".csv", csv));
+    section.append(el("div", { class: "scroll" }, table), el("p", {}, button));
+    view.replaceChildren(section);
+    msg.hidden = true;
+    document.body.dataset.ready = "portal";
+  }
+  // Another link pasted in the same tab: start again with its token.
+  window.addEventListener("hashchange", () => location.reload());
+  main();
+})();

@@ -222,17 +222,37 @@ func (d Decimal) Rat() *big.Rat {
 // Float64 returns the double nearest to d (ties to even); beyond the range
 // of float64 it is ±math.MaxFloat64.
 func (d Decimal) Float64() float64 {
-	if d.b == nil && d.e == 0 && d.c > -1<<53 && d.c < 1<<53 {
-		return float64(d.c)
+	// A coefficient below 2^53 and a power of ten up to 10^22 are both
+	// exact doubles, and IEEE division and multiplication round their
+	// exact result once: the nearest double, with no big numbers.
+	if d.b == nil && d.c > -1<<53 && d.c < 1<<53 && d.e >= -22 && d.e <= 22 {
+		switch {
+		case d.e == 0:
+			return float64(d.c)
+		case d.e < 0:
+			return float64(d.c) / float64pow10[-d.e]
+		default:
+			return float64(d.c) * float64pow10[d.e]
+		}
 	}
 	f, _ := d.Rat().Float64()
 	return clampFinite(f)
 }
 
+// float64pow10 holds the powers of ten that are exact doubles.
+var float64pow10 = [23]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
 // Quo returns the double nearest to d/n, computed exactly.
 func (d Decimal) Quo(n int64) float64 {
 	if n == 0 {
 		return 0
+	}
+	// c / (n × 10^-e), both exact doubles: one correctly rounded division.
+	if d.b == nil && d.c > -1<<53 && d.c < 1<<53 && d.e <= 0 && d.e >= -22 && n > 0 && n < 1<<53 {
+		if den := float64(n) * float64pow10[-d.e]; den < 1<<53 {
+			return float64(d.c) / den
+		}
 	}
 	r := d.Rat()
 	r.Quo(r, new(big.Rat).SetInt64(n))

@@ -2,6 +2,7 @@ package odometer
 
 import (
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -27,5 +28,24 @@ func TestDecimalOf_FastPath(t *testing.T) {
 	}
 	for _, v := range []float64{0.1, 0.2, 0.3, 1e-6, 1.5e-6, 999999.999999, -999999.5, 0.000001, 123456.789, 5e-324, 1e-7} {
 		check(v)
+	}
+}
+
+// TestDecimal_FloatFastPaths: the conversions without big numbers give
+// the same doubles as the exact rational ones.
+func TestDecimal_FloatFastPaths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	for i := 0; i < 200_000; i++ {
+		d := Decimal{c: rng.Int64N(1<<53) - 1<<52, e: int32(rng.IntN(45) - 22)}
+		f, _ := d.Rat().Float64()
+		if got := d.Float64(); got != f {
+			t.Fatalf("%s: Float64 %v, exact %v", d, got, f)
+		}
+		n := 1 + rng.Int64N(1_000_000)
+		r := d.Rat()
+		q, _ := r.Quo(r, new(big.Rat).SetInt64(n)).Float64()
+		if got := d.Quo(n); got != q {
+			t.Fatalf("%s / %d: Quo %v, exact %v", d, n, got, q)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +31,8 @@ type Meter struct {
 	Description string                       `json:"description,omitempty"`
 
 	def        *opDef
+	objects    sync.Map // group key -> its object of dimensions, made once
+	cached     atomic.Int64
 	path       []string   // nil: the event's value
 	groupPaths [][]string // one path per dimension
 	filter     []meterFilter
@@ -224,6 +228,23 @@ type GroupValue struct {
 	Count int64           `json:"count"`
 }
 
+// maxCachedGroups bounds the group objects a meter keeps made: a groupBy
+// of many values (a user id) makes each again rather than hold them all.
+const maxCachedGroups = 10_000
+
+// groupObjectOf is groupObject for a key of all the meter's dimensions,
+// made once per key.
+func (m *Meter) groupObjectOf(key string) json.RawMessage {
+	if o, ok := m.objects.Load(key); ok {
+		return o.(json.RawMessage)
+	}
+	o := groupObject(m.GroupBy, key)
+	if m.cached.Add(1) <= maxCachedGroups {
+		m.objects.Store(key, o)
+	}
+	return o
+}
+
 // groupObject turns a group key into the object of its dimensions, in
 // the order of names.
 func groupObject(names []string, key string) json.RawMessage {
@@ -298,6 +319,16 @@ func (m *Meter) groupsBy(s State, dims []int, span valueContext) []GroupValue {
 	g, ok := s.(*groupedState)
 	if !ok {
 		return []GroupValue{}
+	}
+	if len(dims) == len(m.GroupBy) && sort.IntsAreSorted(dims) {
+		// Every dimension, in order: the groups as they are.
+		keys := g.keys()
+		out := make([]GroupValue, 0, len(keys))
+		for _, k := range keys {
+			st := g.groups[k]
+			out = append(out, GroupValue{Group: m.groupObjectOf(k), Value: value(m.Op, st, span), Count: st.Count()})
+		}
+		return out
 	}
 	names := make([]string, len(dims))
 	for i, d := range dims {

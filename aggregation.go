@@ -140,12 +140,7 @@ func DecodeStates(b []byte) (map[string]State, error) {
 	r := &reader{b: b}
 	for len(r.b) > 0 && !r.err {
 		name := string(r.bytes(r.uvarint()))
-		var s State
-		if legacy {
-			s = decodeLegacyStats(r)
-		} else {
-			s = decodeState(r)
-		}
+		s := readState(r, legacy)
 		if r.err {
 			break
 		}

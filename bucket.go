@@ -80,12 +80,7 @@ func DecodeSlots(hour int64, b []byte, slots map[int64]State) error {
 		if i >= SlotsPerBucket {
 			return errState
 		}
-		var s State
-		if legacy {
-			s = decodeLegacyStats(r)
-		} else {
-			s = decodeState(r)
-		}
+		s := readState(r, legacy)
 		if r.err {
 			return errState
 		}

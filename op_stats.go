@@ -126,13 +126,19 @@ func decodeStats(_ byte, r *reader) State {
 	s := new(StatsState)
 	s.N = int64(r.uvarint())
 	s.Sum = decodeDecimal(r)
+	s.readExtremes(r)
+	return s
+}
+
+// readExtremes reads the min, max, first and last, written alike in every
+// version.
+func (s *StatsState) readExtremes(r *reader) {
 	s.Min, s.Max = r.float(), r.float()
 	for _, p := range []*Point{&s.First, &s.Last} {
 		p.Time = r.varint()
 		p.Seq = int64(r.uvarint())
 		p.Value = r.float()
 	}
-	return s
 }
 
 // decodeLegacyStats reads a state written before states carried a kind
@@ -152,12 +158,7 @@ func decodeLegacyStats(r *reader) State {
 		partials = append(partials, r.float())
 	}
 	s.Sum = DecimalOf(partialsTotal(partials))
-	s.Min, s.Max = r.float(), r.float()
-	for _, p := range []*Point{&s.First, &s.Last} {
-		p.Time = r.varint()
-		p.Seq = int64(r.uvarint())
-		p.Value = r.float()
-	}
+	s.readExtremes(r)
 	return s
 }
 

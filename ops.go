@@ -193,6 +193,15 @@ func DecodeState(b []byte) (State, []byte, error) {
 	return s, r.b, nil
 }
 
+// readState reads one state: of the format before states carried a kind
+// (legacy: the template's state), or with its kind and version.
+func readState(r *reader, legacy bool) State {
+	if legacy {
+		return decodeLegacyStats(r)
+	}
+	return decodeState(r)
+}
+
 func decodeState(r *reader) State {
 	k := stateKind(r.byte())
 	v := r.byte()

@@ -86,6 +86,16 @@ func (doc openAPI) pointer(ref string) map[string]any {
 func TestOpenAPI_Document(t *testing.T) {
 	doc := loadOpenAPI(t)
 
+	t.Run("Ops", func(t *testing.T) {
+		// The ops the document lists are the registry's, in its order.
+		enum, _ := obj(obj(obj(doc["components"])["schemas"])["Op"])["enum"].([]any)
+		got := fmt.Sprint(enum)
+		want := fmt.Sprint(odometer.Ops)
+		if got != want {
+			t.Fatalf("openapi.json lists ops %s, the registry %s", got, want)
+		}
+	})
+
 	t.Run("Version", func(t *testing.T) {
 		v, _ := doc["openapi"].(string)
 		if !regexp.MustCompile(`^3\.1\.\d+$`).MatchString(v) {

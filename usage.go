@@ -57,7 +57,47 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 	if toSlot-fromSlot > 100*366*SlotsPerDay {
 		return nil, Errorf(EINVALID, "the range must be at most 100 years")
 	}
-	buckets, pending, err := store.FindUsage(ctx, q.CustomerID, m.Name, m.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
+	slots, err := meterSlots(ctx, store, cfg, m, q.CustomerID, fromSlot, toSlot)
+	if err != nil {
+		return nil, err
+	}
+	windows := map[string]State{}
+	for s, st := range slots {
+		key := q.Window.Key(SlotStart(s).In(q.Location))
+		w := windows[key]
+		if w == nil {
+			w = m.NewState()
+			windows[key] = w
+		}
+		if w.kind() == st.kind() {
+			w.Merge(st)
+		}
+	}
+	if len(windows) > MaxUsageWindows {
+		return nil, Errorf(EINVALID, "the answer would have more than %d windows; choose a wider window or a shorter range", MaxUsageWindows)
+	}
+	out := make([]UsagePoint, 0, len(windows))
+	for key, st := range windows {
+		start, end, err := q.Window.Bounds(key, q.Location)
+		if err != nil {
+			return nil, err
+		}
+		span := m.span(start, end)
+		p := UsagePoint{Key: key, Start: start, End: end, Value: value(m.Op, st, span), Count: st.Count()}
+		if dims != nil {
+			p.Groups = m.groupsBy(st, dims, span)
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out, nil
+}
+
+// meterSlots returns the state of the meter m in each slot of
+// [fromSlot, toSlot) of a customer that has usage, from the buckets and
+// the events not yet folded into them.
+func meterSlots(ctx context.Context, store AggregationStore, cfg *Config, m *Meter, customerID string, fromSlot, toSlot int64) (map[int64]State, error) {
+	buckets, pending, err := store.FindUsage(ctx, customerID, m.Name, m.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
 	if err != nil {
 		return nil, err
 	}
@@ -91,34 +131,5 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 			slots[s] = st
 		}
 	}
-	windows := map[string]State{}
-	for s, st := range slots {
-		key := q.Window.Key(SlotStart(s).In(q.Location))
-		w := windows[key]
-		if w == nil {
-			w = m.NewState()
-			windows[key] = w
-		}
-		if w.kind() == st.kind() {
-			w.Merge(st)
-		}
-	}
-	if len(windows) > MaxUsageWindows {
-		return nil, Errorf(EINVALID, "the answer would have more than %d windows; choose a wider window or a shorter range", MaxUsageWindows)
-	}
-	out := make([]UsagePoint, 0, len(windows))
-	for key, st := range windows {
-		start, end, err := q.Window.Bounds(key, q.Location)
-		if err != nil {
-			return nil, err
-		}
-		span := m.span(start, end)
-		p := UsagePoint{Key: key, Start: start, End: end, Value: value(m.Op, st, span), Count: st.Count()}
-		if dims != nil {
-			p.Groups = m.groupsBy(st, dims, span)
-		}
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out, nil
+	return slots, nil
 }

@@ -3,7 +3,9 @@ package odometer
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -152,4 +154,82 @@ type CustomerStore interface {
 	// cursor of the next page ("" at the end). Their event times are not
 	// read (FindCustomer has them). A malformed cursor is EINVALID.
 	FindCustomers(ctx context.Context, filter CustomerFilter) ([]*Customer, string, error)
+}
+
+// NewCustomer returns a customer with no profile: what one seen only
+// through events shows.
+func NewCustomer(id string) *Customer {
+	return &Customer{ID: id, BillingInterval: IntervalMonth, Metadata: json.RawMessage(`{}`)}
+}
+
+// SlotsSpan returns the event times (Unix ms) of the earliest and latest
+// events folded into slots, from the states of the template's ops, which
+// keep them: every event is folded into the meter of its event type, one
+// of those ops. ok is false when no such state has an event.
+func SlotsSpan(slots map[int64]State) (first, last int64, ok bool) {
+	for _, st := range slots {
+		s, isStats := st.(*StatsState)
+		if !isStats || s.N == 0 {
+			continue
+		}
+		if !ok || s.First.Time < first {
+			first = s.First.Time
+		}
+		if !ok || s.Last.Time > last {
+			last = s.Last.Time
+		}
+		ok = true
+	}
+	return first, last, ok
+}
+
+// EncodeCustomerCursor returns the cursor of the page after the customer id.
+func EncodeCustomerCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+// DecodeCustomerCursor returns the customer id of a cursor, or EINVALID.
+func DecodeCustomerCursor(cursor string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || ValidateCustomerID(string(b)) != nil {
+		return "", Errorf(EINVALID, "cursor is not valid")
+	}
+	return string(b), nil
+}
+
+// MergeCustomers merges a page of profiles and a page of the ids of
+// customers seen through events, each sorted by id and holding up to
+// limit+1 entries past the cursor, into one page of at most limit
+// customers and the cursor of the next ("" at the end).
+func MergeCustomers(profiles []*Customer, ids []string, limit int) ([]*Customer, string) {
+	out := make([]*Customer, 0, min(limit+1, len(profiles)+len(ids)))
+	i, j := 0, 0
+	for len(out) <= limit && (i < len(profiles) || j < len(ids)) {
+		switch {
+		case j == len(ids) || (i < len(profiles) && profiles[i].ID < ids[j]):
+			out = append(out, profiles[i])
+			i++
+		case i == len(profiles) || ids[j] < profiles[i].ID:
+			out = append(out, NewCustomer(ids[j]))
+			j++
+		default: // the same customer: its profile
+			out = append(out, profiles[i])
+			i++
+			j++
+		}
+	}
+	if len(out) > limit {
+		return out[:limit], EncodeCustomerCursor(out[limit-1].ID)
+	}
+	return out, ""
+}
+
+// MergeIDs merges sorted lists of ids into one, sorted, without repeats.
+func MergeIDs(lists ...[]string) []string {
+	var all []string
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
 }

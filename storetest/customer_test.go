@@ -292,7 +292,7 @@ func TestCustomers_CurrentCycle(t *testing.T) {
 		}
 		ingest(t, s, []odometer.Event{
 			withUser(event("before", "cust_k", "e.sum", 1000, at(t, "2026-02-14T18:29:59.999Z")), "u0"), // Feb 14 23:59:59.999 IST
-			withUser(event("in1", "cust_k", "e.sum", 0.1, at(t, "2026-02-14T18:30:00Z")), "u1"),        // Feb 15 00:00 IST
+			withUser(event("in1", "cust_k", "e.sum", 0.1, at(t, "2026-02-14T18:30:00Z")), "u1"),         // Feb 15 00:00 IST
 			withUser(event("in2", "cust_k", "e.sum", 0.2, at(t, "2026-03-01T00:00:00Z")), "u2"),
 			event("in3", "cust_k", "e.count", 7, at(t, "2026-03-05T00:00:00Z")),
 			event("gauge", "cust_k", "e.max", 5, at(t, "2026-03-05T00:00:00Z")),

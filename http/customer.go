@@ -8,8 +8,9 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// customerJSON is a customer as the API shows it.
-type customerJSON struct {
+// CustomerRecord is a customer as the API shows it (and the client reads
+// it).
+type CustomerRecord struct {
 	ID              string          `json:"id"`
 	Name            string          `json:"name,omitempty"`
 	Timezone        string          `json:"timezone,omitempty"`
@@ -20,12 +21,12 @@ type customerJSON struct {
 	UpdatedAt       string          `json:"updatedAt,omitempty"`
 	FirstEventAt    string          `json:"firstEventAt,omitempty"`
 	LastEventAt     string          `json:"lastEventAt,omitempty"`
-	CurrentCycle    *cycleJSON      `json:"currentCycle,omitempty"`
+	CurrentCycle    *CycleRecord      `json:"currentCycle,omitempty"`
 }
 
-// cycleJSON is a billing cycle and its usage so far. periodEnd is its
-// last millisecond, as an aggregation's.
-type cycleJSON struct {
+// CycleRecord is a billing cycle and its usage so far, in GET
+// /customers/{id}. PeriodEnd is its last millisecond, as an aggregation's.
+type CycleRecord struct {
 	PeriodStart string                           `json:"periodStart"`
 	PeriodEnd   string                           `json:"periodEnd"`
 	PeriodKey   string                           `json:"periodKey"`
@@ -42,8 +43,8 @@ func optTime(t *time.Time) string {
 	return odometer.FormatTime(*t)
 }
 
-func toCustomerJSON(c *odometer.Customer) customerJSON {
-	out := customerJSON{ID: c.ID, Name: c.Name, Timezone: c.Timezone, BillingAnchor: optTime(c.BillingAnchor),
+func toCustomerJSON(c *odometer.Customer) CustomerRecord {
+	out := CustomerRecord{ID: c.ID, Name: c.Name, Timezone: c.Timezone, BillingAnchor: optTime(c.BillingAnchor),
 		BillingInterval: string(c.BillingInterval), Metadata: c.Metadata,
 		FirstEventAt: optTime(c.FirstEventAt), LastEventAt: optTime(c.LastEventAt)}
 	if c.HasProfile() {
@@ -163,7 +164,7 @@ func (s *Server) writeCustomer(w http.ResponseWriter, r *http.Request, id string
 		return
 	}
 	out := toCustomerJSON(c)
-	out.CurrentCycle = &cycleJSON{
+	out.CurrentCycle = &CycleRecord{
 		PeriodStart: odometer.FormatTime(cyc.Start), PeriodEnd: odometer.FormatTime(odometer.LastMilli(cyc.End)), PeriodKey: cyc.Key,
 		Timezone: c.Location(cfg.Location).String(),
 		Events:   cyc.Values.Events, EventCounts: cyc.Values.EventCounts, Groups: cyc.Values.Groups,
@@ -191,7 +192,7 @@ func (s *Server) handleCustomers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]customerJSON, len(list))
+	out := make([]CustomerRecord, len(list))
 	for i, c := range list {
 		out[i] = toCustomerJSON(c)
 	}

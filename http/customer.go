@@ -21,7 +21,7 @@ type CustomerRecord struct {
 	UpdatedAt       string          `json:"updatedAt,omitempty"`
 	FirstEventAt    string          `json:"firstEventAt,omitempty"`
 	LastEventAt     string          `json:"lastEventAt,omitempty"`
-	CurrentCycle    *CycleRecord      `json:"currentCycle,omitempty"`
+	CurrentCycle    *CycleRecord    `json:"currentCycle,omitempty"`
 }
 
 // CycleRecord is a billing cycle and its usage so far, in GET

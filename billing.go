@@ -106,16 +106,19 @@ func CurrentCycle(ctx context.Context, store AggregationStore, cfg *Config, c *C
 	loc := c.Location(def)
 	start, end := BillingCycle(c.BillingAnchor, c.BillingInterval, loc, now)
 	fromSlot, toSlot := SlotOf(start.UnixMilli()), SlotOf(end.UnixMilli())
-	states := map[string]State{}
+	var meters []*Meter
 	for _, name := range cfg.MeterNames() {
+		if m := cfg.Meter(name); m.def.kind != gaugeKind {
+			meters = append(meters, m)
+		}
+	}
+	buckets, pending, err := store.FindCustomerUsage(ctx, c.ID, HourOfSlot(fromSlot), HourOfSlot(toSlot))
+	if err != nil {
+		return nil, err
+	}
+	states := map[string]State{}
+	for name, slots := range foldSlots(cfg, meters, buckets, pending, fromSlot, toSlot) {
 		m := cfg.Meter(name)
-		if m.def.kind == gaugeKind {
-			continue
-		}
-		slots, err := meterSlots(ctx, store, cfg, m, c.ID, fromSlot, toSlot)
-		if err != nil {
-			return nil, err
-		}
 		var total State
 		for _, st := range slots {
 			if total == nil {

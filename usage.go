@@ -101,8 +101,25 @@ func meterSlots(ctx context.Context, store AggregationStore, cfg *Config, m *Met
 	if err != nil {
 		return nil, err
 	}
-	slots := map[int64]State{}
+	return foldSlots(cfg, []*Meter{m}, buckets, pending, fromSlot, toSlot)[m.Name], nil
+}
+
+// foldSlots returns the state of each of meters in each slot of
+// [fromSlot, toSlot) that has usage, by meter name: the slots of the
+// buckets (whose EventType names the meter), with the pending events
+// folded in.
+func foldSlots(cfg *Config, meters []*Meter, buckets []Bucket, pending []Event, fromSlot, toSlot int64) map[string]map[int64]State {
+	out := make(map[string]map[int64]State, len(meters))
+	byName := make(map[string]*Meter, len(meters))
+	for _, m := range meters {
+		out[m.Name] = map[int64]State{}
+		byName[m.Name] = m
+	}
 	for _, b := range buckets {
+		slots, ok := out[b.EventType]
+		if !ok {
+			continue
+		}
 		for s, st := range b.Slots {
 			if s >= fromSlot && s < toSlot {
 				slots[s] = st
@@ -118,9 +135,11 @@ func meterSlots(ctx context.Context, store AggregationStore, cfg *Config, m *Met
 		}
 		for j := range fold.samples(e) {
 			ps := &fold.out[j]
-			if ps.m != m {
+			m := byName[ps.m.Name]
+			if m != ps.m {
 				continue
 			}
+			slots := out[m.Name]
 			st := slots[s]
 			if st == nil || st.kind() != m.NewState().kind() {
 				st = m.NewState()
@@ -131,5 +150,5 @@ func meterSlots(ctx context.Context, store AggregationStore, cfg *Config, m *Met
 			slots[s] = st
 		}
 	}
-	return slots, nil
+	return out
 }

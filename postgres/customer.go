@@ -203,3 +203,62 @@ func queryIDs(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]string, 
 	}
 	return ids, storeError("find customers", rows.Err())
 }
+
+// FindCustomerUsage implements odometer.AggregationStore: the customer's
+// bucket rows of every meter and one scan of the events past the
+// watermark, in one snapshot.
+func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var run odometer.RunState
+	if err := tx.QueryRow(ctx, runStateQuery).Scan(&run.Watermark, &run.To, &run.After); err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT event_type, hour, slots FROM buckets WHERE customer_id = $1 AND hour BETWEEN $2 AND $3 ORDER BY hour`,
+		customerID, fromHour, toHour)
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	var buckets []odometer.Bucket
+	for rows.Next() {
+		var meter string
+		var hour int64
+		var b []byte
+		if err := rows.Scan(&meter, &hour, &b); err != nil {
+			rows.Close()
+			return nil, nil, storeError("find customer usage", err)
+		}
+		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: meter, Hour: hour}, Slots: map[int64]odometer.State{}}
+		if err := odometer.DecodeSlots(hour, b, bk.Slots); err != nil {
+			rows.Close()
+			return nil, nil, storeError("find customer usage", err)
+		}
+		buckets = append(buckets, bk)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	erows, err := tx.Query(ctx, `SELECT seq, event_type, value, metadata, ts FROM events WHERE seq > $1 AND customer_id = $2`,
+		run.Watermark, customerID)
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer erows.Close()
+	var events []odometer.Event
+	for erows.Next() {
+		e := odometer.Event{CustomerID: customerID}
+		if err := erows.Scan(&e.Seq, &e.EventType, &e.Value, &e.Metadata, &e.Time); err != nil {
+			return nil, nil, storeError("find customer usage", err)
+		}
+		if run.Folded(customerID, e.Seq) {
+			continue // in the buckets already, by a run stopped midway
+		}
+		e.Time = e.Time.UTC()
+		events = append(events, e)
+	}
+	return buckets, events, storeError("find customer usage", erows.Err())
+}

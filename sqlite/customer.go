@@ -156,8 +156,14 @@ func (s *Store) FindCustomers(ctx context.Context, f odometer.CustomerFilter) ([
 			ids, err = queryIDs(ctx, tx, `SELECT customer_id FROM buckets WHERE customer_id = ?1 AND customer_id > ?2 LIMIT 1`, f.ID, after)
 		}
 	} else {
+		// One bound on the index, the tighter of the cursor and q: with
+		// both, SQLite would seek to the first and scan to the second.
+		first := `customer_id > ?1`
+		if f.Q > after {
+			first = `customer_id >= ?2`
+		}
 		ids, err = queryIDs(ctx, tx, `WITH RECURSIVE ids(id) AS (
-				SELECT (SELECT customer_id FROM buckets WHERE customer_id > ?1 AND customer_id >= ?2 ORDER BY customer_id LIMIT 1)
+				SELECT (SELECT customer_id FROM buckets WHERE `+first+` ORDER BY customer_id LIMIT 1)
 				UNION ALL
 				SELECT (SELECT customer_id FROM buckets WHERE customer_id > ids.id ORDER BY customer_id LIMIT 1) FROM ids
 				WHERE ids.id IS NOT NULL AND substr(ids.id, 1, length(?2)) = ?2
@@ -213,4 +219,67 @@ func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string,
 		ids = append(ids, id)
 	}
 	return ids, storeError("find customers", rows.Err())
+}
+
+// FindCustomerUsage implements odometer.AggregationStore: one read of the
+// customer's bucket rows (each holds every meter) and one scan of the
+// events past the watermark, in one snapshot.
+func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer tx.Rollback()
+	run, err := scanRunState(tx.QueryRowContext(ctx, runStateQuery))
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT hour, data FROM buckets WHERE customer_id = ? AND hour BETWEEN ? AND ? ORDER BY hour`,
+		customerID, fromHour, toHour)
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer rows.Close()
+	var buckets []odometer.Bucket
+	for rows.Next() {
+		var hour int64
+		var b []byte
+		if err := rows.Scan(&hour, &b); err != nil {
+			return nil, nil, storeError("find customer usage", err)
+		}
+		secs, err := decodeSections(b)
+		if err != nil {
+			return nil, nil, storeError("find customer usage", err)
+		}
+		for meter, sec := range secs {
+			bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: meter, Hour: hour}, Slots: map[int64]odometer.State{}}
+			if err := odometer.DecodeSlots(hour, sec, bk.Slots); err != nil {
+				return nil, nil, storeError("find customer usage", err)
+			}
+			buckets = append(buckets, bk)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	rows.Close()
+	erows, err := tx.QueryContext(ctx, `SELECT seq, event_type, value, metadata, ts FROM events WHERE seq > ? AND customer_id = ?`, run.Watermark, customerID)
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer erows.Close()
+	var events []odometer.Event
+	for erows.Next() {
+		e := odometer.Event{CustomerID: customerID}
+		var ts int64
+		if err := erows.Scan(&e.Seq, &e.EventType, &e.Value, &e.Metadata, &ts); err != nil {
+			return nil, nil, storeError("find customer usage", err)
+		}
+		if run.Folded(customerID, e.Seq) {
+			continue // in the buckets already, by a run stopped midway
+		}
+		e.Time = fromMS(ts)
+		events = append(events, e)
+	}
+	return buckets, events, storeError("find customer usage", erows.Err())
 }

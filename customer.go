@@ -224,6 +224,23 @@ func MergeCustomers(profiles []*Customer, ids []string, limit int) ([]*Customer,
 	return out, ""
 }
 
+// PageBound returns the last id a page can hold given a page of profiles
+// and one of other customers, or "" when any id can: a third source needs
+// only the ids up to it, since the page holds the first limit ids of the
+// union and there is a next page anyway (the two hold more than limit). Reading the customers of the events
+// not yet aggregated up to it, not all of them, saves sorting them.
+func PageBound(profiles []*Customer, ids []string, limit int) string {
+	all := make([]string, 0, len(profiles)+len(ids))
+	for _, c := range profiles {
+		all = append(all, c.ID)
+	}
+	all = MergeIDs(all, ids)
+	if len(all) > limit {
+		return all[limit-1]
+	}
+	return ""
+}
+
 // MergeIDs merges sorted lists of ids into one, sorted, without repeats.
 func MergeIDs(lists ...[]string) []string {
 	var all []string

@@ -179,7 +179,8 @@ func (s *Store) FindCustomers(ctx context.Context, f odometer.CustomerFilter) ([
 	}
 	pending, err := queryIDs(ctx, tx, `SELECT DISTINCT customer_id FROM events
 		WHERE seq > (SELECT watermark FROM meta) AND customer_id > $1 AND starts_with(customer_id, $2)
-		AND ($3 = '' OR customer_id = $3) ORDER BY customer_id LIMIT $4`, after, f.Q, f.ID, f.Limit+1)
+		AND ($3 = '' OR customer_id = $3) AND ($5 = '' OR customer_id <= $5) ORDER BY customer_id LIMIT $4`,
+		after, f.Q, f.ID, f.Limit+1, odometer.PageBound(profiles, ids, f.Limit))
 	if err != nil {
 		return nil, "", err
 	}

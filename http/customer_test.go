@@ -202,3 +202,51 @@ func TestCustomers_ListAndPinned(t *testing.T) {
 		srv.MustDo(t, 403, "PUT", "/customers/cust_b", pinned, `{"name": "mine"}`)
 	})
 }
+
+// FuzzCustomerBody: whatever the body of PUT /customers/{id}, decoding it
+// never panics, refuses with EINVALID, or accepts a profile that is valid
+// and that reads back the same from the JSON the API writes of it.
+func FuzzCustomerBody(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `null`, `[]`, `{"name": "Acme", "timezone": "Asia/Kolkata", "billingAnchor": "2026-01-31T00:00:00+05:30", "billingInterval": "year", "metadata": {"a": [1, {"b": null}]}}`,
+		`{"timezone": "America/St_Johns"}`, `{"billingAnchor": "1970-01-01T00:00:00Z"}`, `{"billingAnchor": "2199-12-31T23:59:59.999-12:00"}`,
+		`{"metadata": null, "name": null}`, `{"name": "\u2028"}`, `{"timezone": "../zoneinfo"}`, `{"billingInterval": "week", "metadata": {}}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		c, err := decodeCustomer("cust_fuzz", []byte(body))
+		if err != nil {
+			if odometer.ErrorCode(err) != odometer.EINVALID {
+				t.Fatalf("refused with %v, want EINVALID", err)
+			}
+			return
+		}
+		again := *c
+		if err := again.Validate(); err != nil {
+			t.Fatalf("accepted a profile that does not validate: %v", err)
+		}
+		// The record, less what is not a profile key.
+		b, err := json.Marshal(toCustomerJSON(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "id")
+		if b, err = json.Marshal(m); err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeCustomer("cust_fuzz", b)
+		if err != nil {
+			t.Fatalf("the API's own JSON of an accepted profile is refused: %v\n%s", err, b)
+		}
+		if back.Name != c.Name || back.Timezone != c.Timezone || back.BillingInterval != c.BillingInterval ||
+			string(back.Metadata) != string(c.Metadata) || (back.BillingAnchor == nil) != (c.BillingAnchor == nil) ||
+			(c.BillingAnchor != nil && !back.BillingAnchor.Equal(*c.BillingAnchor)) {
+			t.Fatalf("round trip: %+v, then %+v", c, back)
+		}
+	})
+}

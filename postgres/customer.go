@@ -29,6 +29,16 @@ func (s *Store) PutCustomer(ctx context.Context, c *odometer.Customer) error {
 	return nil
 }
 
+// customerMetersQuery starts a query with meters(m): the names of the
+// meters of customer $1 in the buckets, one index seek each (and a NULL
+// that ends them).
+const customerMetersQuery = `WITH RECURSIVE meters(m) AS (
+		(SELECT event_type FROM buckets WHERE customer_id = $1 ORDER BY event_type LIMIT 1)
+		UNION ALL
+		SELECT (SELECT b.event_type FROM buckets b WHERE b.customer_id = $1 AND b.event_type > meters.m ORDER BY b.event_type LIMIT 1)
+		FROM meters WHERE meters.m IS NOT NULL
+	)`
+
 const customerColumns = `id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at`
 
 func scanCustomer(row pgx.Row) (*odometer.Customer, error) {
@@ -73,8 +83,16 @@ func (s *Store) FindCustomer(ctx context.Context, id string) (*odometer.Customer
 		}
 		seen = true
 	}
-	rows, err := tx.Query(ctx, `WITH span AS (SELECT min(hour) AS lo, max(hour) AS hi FROM buckets WHERE customer_id = $1)
-		SELECT b.hour, b.slots FROM buckets b, span WHERE b.customer_id = $1 AND b.hour IN (span.lo, span.hi)`, id)
+	// The first and last bucket of each of the customer's meters: every
+	// event is in its event type's, and a seek per meter finds them,
+	// where a min(hour) over the customer would read all its rows (the
+	// key puts the meter before the hour).
+	rows, err := tx.Query(ctx, customerMetersQuery+`, ends AS (
+			SELECT m, (SELECT min(hour) FROM buckets WHERE customer_id = $1 AND event_type = m) AS lo,
+				(SELECT max(hour) FROM buckets WHERE customer_id = $1 AND event_type = m) AS hi
+			FROM meters WHERE m IS NOT NULL
+		)
+		SELECT b.hour, b.slots FROM ends JOIN buckets b ON b.customer_id = $1 AND b.event_type = ends.m AND b.hour IN (ends.lo, ends.hi)`, id)
 	if err != nil {
 		return nil, storeError("find customer", err)
 	}
@@ -218,8 +236,9 @@ func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHo
 	if err := tx.QueryRow(ctx, runStateQuery).Scan(&run.Watermark, &run.To, &run.After); err != nil {
 		return nil, nil, storeError("find customer usage", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT event_type, hour, slots FROM buckets WHERE customer_id = $1 AND hour BETWEEN $2 AND $3 ORDER BY hour`,
-		customerID, fromHour, toHour)
+	rows, err := tx.Query(ctx, customerMetersQuery+`
+		SELECT b.event_type, b.hour, b.slots FROM meters JOIN buckets b ON b.customer_id = $1 AND b.event_type = meters.m AND b.hour BETWEEN $2 AND $3
+		WHERE meters.m IS NOT NULL`, customerID, fromHour, toHour)
 	if err != nil {
 		return nil, nil, storeError("find customer usage", err)
 	}

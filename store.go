@@ -12,6 +12,7 @@ type Store interface {
 	KeyStore
 	AggregationStore
 	DeliveryStore
+	CustomerStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error
@@ -126,6 +127,11 @@ type AggregationStore interface {
 	// customer's meter for UTC hours fromHour..toHour, and that customer's
 	// events of the meter's event type not yet folded into any bucket.
 	FindUsage(ctx context.Context, customerID, meter, eventType string, fromHour, toHour int64) ([]Bucket, []Event, error)
+	// FindCustomerUsage is FindUsage for every meter of a customer at
+	// once: the buckets of all its meters (each Bucket's EventType names
+	// the meter) for UTC hours fromHour..toHour, and its events of every
+	// type not yet folded into any bucket.
+	FindCustomerUsage(ctx context.Context, customerID string, fromHour, toHour int64) ([]Bucket, []Event, error)
 }
 
 // AggregationTx is the write side of one aggregation step.

@@ -57,39 +57,9 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 	if toSlot-fromSlot > 100*366*SlotsPerDay {
 		return nil, Errorf(EINVALID, "the range must be at most 100 years")
 	}
-	buckets, pending, err := store.FindUsage(ctx, q.CustomerID, m.Name, m.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
+	slots, err := meterSlots(ctx, store, cfg, m, q.CustomerID, fromSlot, toSlot)
 	if err != nil {
 		return nil, err
-	}
-	slots := map[int64]State{}
-	for _, b := range buckets {
-		for s, st := range b.Slots {
-			if s >= fromSlot && s < toSlot {
-				slots[s] = st
-			}
-		}
-	}
-	fold := newFolder(cfg)
-	for i := range pending {
-		e := &pending[i]
-		s := SlotOf(e.Time.UnixMilli())
-		if s < fromSlot || s >= toSlot {
-			continue
-		}
-		for j := range fold.samples(e) {
-			ps := &fold.out[j]
-			if ps.m != m {
-				continue
-			}
-			st := slots[s]
-			if st == nil || !sameKind(st, m.NewState()) {
-				st = m.NewState()
-			} else {
-				st = st.Clone()
-			}
-			st.Add(&ps.s)
-			slots[s] = st
-		}
 	}
 	windows := map[string]State{}
 	for s, st := range slots {
@@ -121,4 +91,64 @@ func Usage(ctx context.Context, store AggregationStore, cfg *Config, q UsageQuer
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out, nil
+}
+
+// meterSlots returns the state of the meter m in each slot of
+// [fromSlot, toSlot) of a customer that has usage, from the buckets and
+// the events not yet folded into them.
+func meterSlots(ctx context.Context, store AggregationStore, cfg *Config, m *Meter, customerID string, fromSlot, toSlot int64) (map[int64]State, error) {
+	buckets, pending, err := store.FindUsage(ctx, customerID, m.Name, m.EventType, HourOfSlot(fromSlot), HourOfSlot(toSlot))
+	if err != nil {
+		return nil, err
+	}
+	return foldSlots(cfg, []*Meter{m}, buckets, pending, fromSlot, toSlot)[m.Name], nil
+}
+
+// foldSlots returns the state of each of meters in each slot of
+// [fromSlot, toSlot) that has usage, by meter name: the slots of the
+// buckets (whose EventType names the meter), with the pending events
+// folded in.
+func foldSlots(cfg *Config, meters []*Meter, buckets []Bucket, pending []Event, fromSlot, toSlot int64) map[string]map[int64]State {
+	out := make(map[string]map[int64]State, len(meters))
+	byName := make(map[string]*Meter, len(meters))
+	for _, m := range meters {
+		out[m.Name] = map[int64]State{}
+		byName[m.Name] = m
+	}
+	for _, b := range buckets {
+		slots, ok := out[b.EventType]
+		if !ok {
+			continue
+		}
+		for s, st := range b.Slots {
+			if s >= fromSlot && s < toSlot {
+				slots[s] = st
+			}
+		}
+	}
+	fold := newFolder(cfg)
+	for i := range pending {
+		e := &pending[i]
+		s := SlotOf(e.Time.UnixMilli())
+		if s < fromSlot || s >= toSlot {
+			continue
+		}
+		for j := range fold.samples(e) {
+			ps := &fold.out[j]
+			m := byName[ps.m.Name]
+			if m != ps.m {
+				continue
+			}
+			slots := out[m.Name]
+			st := slots[s]
+			if st == nil || !sameKind(st, m.NewState()) {
+				st = m.NewState()
+			} else {
+				st = st.Clone()
+			}
+			st.Add(&ps.s)
+			slots[s] = st
+		}
+	}
+	return out
 }

@@ -406,6 +406,51 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return err
 }
 
+// CustomerQuery selects customers, as the query parameters of GET /customers.
+type CustomerQuery struct {
+	// Q keeps the customers whose id or name starts with it.
+	Q      string
+	Limit  int
+	Cursor string
+}
+
+// Customers returns one page of customers, by id, and the cursor of the
+// next page.
+func (c *Client) Customers(ctx context.Context, q CustomerQuery) ([]CustomerRecord, string, error) {
+	v := url.Values{}
+	set(v, "q", q.Q)
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	set(v, "cursor", q.Cursor)
+	var out []CustomerRecord
+	h, err := c.do(ctx, "GET", "/customers", v, nil, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, h.Get("X-Next-Cursor"), nil
+}
+
+// Customer returns a customer, its first and last events and its current
+// billing cycle.
+func (c *Client) Customer(ctx context.Context, id string) (*CustomerRecord, error) {
+	var out CustomerRecord
+	if _, err := c.do(ctx, "GET", "/customers/"+url.PathEscape(id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PutCustomer creates or replaces a customer's profile with body, a JSON
+// object of PUT /customers/{id}, and returns the customer.
+func (c *Client) PutCustomer(ctx context.Context, id string, body []byte) (*CustomerRecord, error) {
+	var out CustomerRecord
+	if _, err := c.do(ctx, "PUT", "/customers/"+url.PathEscape(id), nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Deliveries returns one page of webhook deliveries, newest first.
 func (c *Client) Deliveries(ctx context.Context, q DeliveryQuery) ([]*odometer.Delivery, string, error) {
 	v := url.Values{}

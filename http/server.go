@@ -22,6 +22,8 @@ type Server struct {
 	Keys       odometer.KeyStore
 	Aggs       odometer.AggregationStore
 	Deliveries odometer.DeliveryStore
+	// Customers, when nil, is Aggs if it keeps customers too (every store does).
+	Customers odometer.CustomerStore
 	// Kick, when set, wakes the webhook sender after a trigger or a retry.
 	Kick       func()
 	Aggregator *odometer.Aggregator
@@ -94,6 +96,9 @@ var routes = []route{
 	{"POST", "/keys", odometer.ScopeAdmin, (*Server).handleCreateKey},
 	{"GET", "/keys", odometer.ScopeAdmin, (*Server).handleKeys},
 	{"DELETE", "/keys/{id}", odometer.ScopeAdmin, (*Server).handleRevokeKey},
+	{"PUT", "/customers/{id}", odometer.ScopeAdmin, (*Server).handlePutCustomer},
+	{"GET", "/customers/{id}", odometer.ScopeRead, (*Server).handleCustomer},
+	{"GET", "/customers", odometer.ScopeRead, (*Server).handleCustomers},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
@@ -108,6 +113,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
+	}
+	if s.Customers == nil {
+		s.Customers, _ = s.Aggs.(odometer.CustomerStore)
 	}
 	if s.MaxEventBytes == 0 {
 		s.MaxEventBytes = DefaultMaxEventBytes

@@ -166,7 +166,8 @@ func TestMigrateArrivalOrder(t *testing.T) {
 		}
 	}
 
-	// And back: migration 4 down keeps every row too.
+	// And back: migration 4 down keeps every row too (the later ones,
+	// which do not touch these tables, go down first).
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestMigrateArrivalOrder(t *testing.T) {
 	if p, err = goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Down(ctx); err != nil {
+	if _, err := p.DownTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
 	checkLayout(t, db, true)
@@ -266,5 +267,62 @@ func checkLayout(t *testing.T, db *sql.DB, old bool) {
 		if got.String != cols {
 			t.Fatalf("index %s has columns %q, want %q", index, got.String, cols)
 		}
+	}
+}
+
+// TestMigrateCustomers: migration 6 adds the customers table to a file of
+// any version and takes it away again, and nothing else.
+func TestMigrateCustomers(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "odometer.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 13, 10, 0, 0, 0, time.UTC)
+	if _, err := s.CreateEvents(ctx, []odometer.Event{{ID: "e1", ClientID: true, EventType: "api.calls", CustomerID: "cust_ev", Value: 1, Time: now, ReceivedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	c := &odometer.Customer{ID: "cust_p", Name: "Profile", UpdatedAt: now}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCustomer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	var tables, events int
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sqlite_schema WHERE name = 'customers'), (SELECT count(*) FROM events)`).Scan(&tables, &events); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 || events != 1 {
+		t.Fatalf("after migration 6 down: %d customers tables, %d events; want 0 and 1", tables, events)
+	}
+	db.Close()
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.FindCustomer(ctx, "cust_ev")
+	if err != nil || got.HasProfile() || got.FirstEventAt == nil || !got.FirstEventAt.Equal(now) {
+		t.Fatalf("after migration 6 up again: %+v, %v", got, err)
+	}
+	if _, err := s.FindCustomer(ctx, "cust_p"); odometer.ErrorCode(err) != odometer.ENOTFOUND {
+		t.Fatalf("the profile survived its table: %v", err)
 	}
 }

@@ -108,6 +108,9 @@ var routeSamples = map[string]routeSample{
 	"GET /deliveries":             {"/deliveries", "", http.StatusOK},
 	"POST /deliveries/{id}/retry": {"/deliveries/msg_does_not_exist/retry", "", http.StatusNotFound},
 	"GET /metrics":                {"/metrics", "", http.StatusOK},
+	"PUT /customers/{id}":         {"/customers/cust_matrix", `{"name": "Matrix", "timezone": "Asia/Kolkata"}`, http.StatusOK},
+	"GET /customers/{id}":         {"/customers/cust_pinned", "", http.StatusOK},
+	"GET /customers":              {"/customers", "", http.StatusOK},
 	"GET /":                       {"/", "", http.StatusOK},
 	"GET /ping":                   {"/ping", "", http.StatusOK},
 	"GET /healthz":                {"/healthz", "", http.StatusOK},
@@ -264,6 +267,10 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		"/aggregations?customerId=cust_other&complete=false",
 		"/usage?customerId=cust_other&eventType=api.calls",
 		"/usage?customerId=cust_other&eventType=api.calls&window=hour",
+		"/customers/cust_other",
+		"/customers/CUST_PINNED",
+		"/customers/cust_pinned%20",
+		"/customers/cust_nobody",
 	} {
 		probes++
 		a := srv.mustSend(t, "GET", path, pinned, nil)
@@ -285,6 +292,34 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		if got := customersIn(t, a.Body); !slices.Equal(got, []string{"cust_pinned"}) {
 			leaks++
 			t.Errorf("GET %s with a pinned key shows customers %q, want only cust_pinned", path, got)
+		}
+	}
+
+	// The customers it lists: its own, whatever it searches for, and
+	// whatever cursor an unpinned listing gave.
+	customerPaths := []string{"/customers", "/customers?limit=1", "/customers?q=cust_", "/customers?q=cust_other"}
+	for cursor := srv.mustSend(t, "GET", "/customers?limit=1", srv.Key, nil).Header.Get("X-Next-Cursor"); cursor != ""; {
+		customerPaths = append(customerPaths, "/customers?cursor="+url.QueryEscape(cursor))
+		cursor = srv.mustSend(t, "GET", "/customers?limit=1&cursor="+url.QueryEscape(cursor), srv.Key, nil).Header.Get("X-Next-Cursor")
+	}
+	for _, path := range customerPaths {
+		probes++
+		a := srv.mustSend(t, "GET", path, pinned, nil)
+		var list []struct {
+			ID string `json:"id"`
+		}
+		if a.Status != http.StatusOK || json.Unmarshal(a.Body, &list) != nil {
+			t.Errorf("GET %s with a pinned key: status %d: %.300s", path, a.Status, a.Body)
+			continue
+		}
+		for _, c := range list {
+			if c.ID != "cust_pinned" {
+				leaks++
+				t.Errorf("GET %s with a pinned key lists %s", path, c.ID)
+			}
+		}
+		if path == "/customers" && len(list) != 1 {
+			t.Errorf("GET /customers with a pinned key: %.300s, want cust_pinned", a.Body)
 		}
 	}
 
@@ -343,6 +378,8 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		{"POST", "/aggregations/trigger", ""},
 		{"POST", "/usage/api.calls", `{"customerId": "cust_other", "value": 1000}`},
 		{"POST", "/usage/api.calls", `{"customerId": "cust_pinned", "value": 1000}`},
+		{"PUT", "/customers/cust_pinned", `{"name": "mine now"}`},
+		{"PUT", "/customers/cust_other", `{"name": "taken"}`},
 	} {
 		probes++
 		var body []byte

@@ -32,7 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newVersionCommand())
-	root.AddCommand(newKeysCommand(), newEventsCommand(), newAggregationsCommand(), newTriggerCommand(),
+	root.AddCommand(newKeysCommand(), newCustomersCommand(), newEventsCommand(), newAggregationsCommand(), newTriggerCommand(),
 		newDeliveriesCommand(), newSendCommand(), newExportCommand(), newBenchCommand(), newConfigCommand(),
 		newWebhooksCommand())
 	return root

@@ -203,7 +203,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		log.Warn("DRY_RUN is set: webhooks are logged and marked delivered, never sent")
 	}
 	srv := &odohttp.Server{
-		Events: store, Keys: store, Aggs: store, Deliveries: store, Aggregator: agg, Kick: disp.Kick,
+		Events: store, Keys: store, Aggs: store, Deliveries: store, Customers: store, Aggregator: agg, Kick: disp.Kick,
 		Config: current, Now: time.Now, Logger: log, Version: version,
 		AdminKeyHash: adminHash, Ready: store.Ping,
 		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,

@@ -1,0 +1,284 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/odometer-dev/odometer"
+)
+
+var _ odometer.CustomerStore = (*Store)(nil)
+
+// PutCustomer implements odometer.CustomerStore.
+func (s *Store) PutCustomer(ctx context.Context, c *odometer.Customer) error {
+	var created time.Time
+	err := s.pool.QueryRow(ctx, `INSERT INTO customers (id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, billing_anchor = excluded.billing_anchor,
+			billing_interval = excluded.billing_interval, metadata = excluded.metadata, updated_at = excluded.updated_at
+		RETURNING created_at`,
+		c.ID, c.Name, c.Timezone, nullMS(c.BillingAnchor), string(c.BillingInterval), string(c.Metadata), ms(c.UpdatedAt)).Scan(&created)
+	if err != nil {
+		return storeError("put customer", err)
+	}
+	c.CreatedAt, c.UpdatedAt = created.UTC(), ms(c.UpdatedAt)
+	return nil
+}
+
+// customerMetersQuery starts a query with meters(m): the names of the
+// meters of customer $1 in the buckets, one index seek each (and a NULL
+// that ends them).
+const customerMetersQuery = `WITH RECURSIVE meters(m) AS (
+		(SELECT event_type FROM buckets WHERE customer_id = $1 ORDER BY event_type LIMIT 1)
+		UNION ALL
+		SELECT (SELECT b.event_type FROM buckets b WHERE b.customer_id = $1 AND b.event_type > meters.m ORDER BY b.event_type LIMIT 1)
+		FROM meters WHERE meters.m IS NOT NULL
+	)`
+
+const customerColumns = `id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at`
+
+func scanCustomer(row pgx.Row) (*odometer.Customer, error) {
+	var c odometer.Customer
+	var interval, meta string
+	if err := row.Scan(&c.ID, &c.Name, &c.Timezone, &c.BillingAnchor, &interval, &meta, &c.CreatedAt, &c.UpdatedAt); err != nil {
+		return nil, err
+	}
+	c.BillingAnchor = utc(c.BillingAnchor)
+	c.BillingInterval = odometer.BillingInterval(interval)
+	c.Metadata = []byte(meta)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return &c, nil
+}
+
+// FindCustomer implements odometer.CustomerStore. The first and last
+// events are read from the buckets of the customer's first and last hours
+// (through the primary key, which starts with the customer) and from its
+// events not yet folded into them (the events past the watermark), in one
+// snapshot.
+func (s *Store) FindCustomer(ctx context.Context, id string) (*odometer.Customer, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, storeError("find customer", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		c = nil
+	case err != nil:
+		return nil, storeError("find customer", err)
+	}
+	var first, last int64
+	seen := false
+	add := func(f, l int64) {
+		if !seen || f < first {
+			first = f
+		}
+		if !seen || l > last {
+			last = l
+		}
+		seen = true
+	}
+	// The first and last bucket of each of the customer's meters: every
+	// event is in its event type's, and a seek per meter finds them,
+	// where a min(hour) over the customer would read all its rows (the
+	// key puts the meter before the hour).
+	rows, err := tx.Query(ctx, customerMetersQuery+`, ends AS (
+			SELECT m, (SELECT min(hour) FROM buckets WHERE customer_id = $1 AND event_type = m) AS lo,
+				(SELECT max(hour) FROM buckets WHERE customer_id = $1 AND event_type = m) AS hi
+			FROM meters WHERE m IS NOT NULL
+		)
+		SELECT b.hour, b.slots FROM ends JOIN buckets b ON b.customer_id = $1 AND b.event_type = ends.m AND b.hour IN (ends.lo, ends.hi)`, id)
+	if err != nil {
+		return nil, storeError("find customer", err)
+	}
+	for rows.Next() {
+		var hour int64
+		var b []byte
+		if err := rows.Scan(&hour, &b); err != nil {
+			rows.Close()
+			return nil, storeError("find customer", err)
+		}
+		slots := map[int64]odometer.State{}
+		if err := odometer.DecodeSlots(hour, b, slots); err != nil {
+			rows.Close()
+			return nil, storeError("find customer", err)
+		}
+		if f, l, ok := odometer.SlotsSpan(slots); ok {
+			add(f, l)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, storeError("find customer", err)
+	}
+	var lo, hi *time.Time
+	if err := tx.QueryRow(ctx, `SELECT min(ts), max(ts) FROM events WHERE seq > (SELECT watermark FROM meta) AND customer_id = $1`, id).Scan(&lo, &hi); err != nil {
+		return nil, storeError("find customer", err)
+	}
+	if lo != nil {
+		add(lo.UnixMilli(), hi.UnixMilli())
+	}
+	if c == nil {
+		if !seen {
+			return nil, odometer.Errorf(odometer.ENOTFOUND, "Not found")
+		}
+		c = odometer.NewCustomer(id)
+	}
+	if seen {
+		f, l := time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
+		c.FirstEventAt, c.LastEventAt = &f, &l
+	}
+	return c, nil
+}
+
+// FindCustomers implements odometer.CustomerStore. Customers seen through
+// events are found without reading the events table whole: those in the
+// buckets by a walk of the buckets' primary key, one seek per customer (a
+// recursive query: each step finds the first customer after the
+// previous), and those of the events not yet folded by a scan of the
+// events past the watermark alone.
+func (s *Store) FindCustomers(ctx context.Context, f odometer.CustomerFilter) ([]*odometer.Customer, string, error) {
+	after := ""
+	if f.Cursor != "" {
+		var err error
+		if after, err = odometer.DecodeCustomerCursor(f.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, "", storeError("find customers", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	rows, err := tx.Query(ctx, `SELECT `+customerColumns+` FROM customers
+		WHERE id > $1 AND ($2 = '' OR id = $2) AND ($3 = '' OR starts_with(id, $3) OR starts_with(name, $3))
+		ORDER BY id LIMIT $4`, after, f.ID, f.Q, f.Limit+1)
+	if err != nil {
+		return nil, "", storeError("find customers", err)
+	}
+	var profiles []*odometer.Customer
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			rows.Close()
+			return nil, "", storeError("find customers", err)
+		}
+		profiles = append(profiles, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", storeError("find customers", err)
+	}
+
+	var ids []string
+	if f.ID != "" {
+		// A pinned key's customer: one seek.
+		if strings.HasPrefix(f.ID, f.Q) {
+			ids, err = queryIDs(ctx, tx, `SELECT customer_id FROM buckets WHERE customer_id = $1 AND customer_id > $2 LIMIT 1`, f.ID, after)
+		}
+	} else {
+		ids, err = queryIDs(ctx, tx, `WITH RECURSIVE ids(id) AS (
+				(SELECT customer_id FROM buckets WHERE customer_id > $1 AND customer_id >= $2 ORDER BY customer_id LIMIT 1)
+				UNION ALL
+				SELECT (SELECT b.customer_id FROM buckets b WHERE b.customer_id > ids.id ORDER BY b.customer_id LIMIT 1) FROM ids
+				WHERE ids.id IS NOT NULL AND starts_with(ids.id, $2)
+			)
+			SELECT id FROM ids WHERE id IS NOT NULL AND starts_with(id, $2) LIMIT $3`,
+			after, f.Q, f.Limit+1)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	pending, err := queryIDs(ctx, tx, `SELECT DISTINCT customer_id FROM events
+		WHERE seq > (SELECT watermark FROM meta) AND customer_id > $1 AND starts_with(customer_id, $2)
+		AND ($3 = '' OR customer_id = $3) AND ($5 = '' OR customer_id <= $5) ORDER BY customer_id LIMIT $4`,
+		after, f.Q, f.ID, f.Limit+1, odometer.PageBound(profiles, ids, f.Limit))
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := odometer.MergeCustomers(profiles, odometer.MergeIDs(ids, pending), f.Limit)
+	return out, next, nil
+}
+
+func queryIDs(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, storeError("find customers", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, storeError("find customers", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, storeError("find customers", rows.Err())
+}
+
+// FindCustomerUsage implements odometer.AggregationStore: the customer's
+// bucket rows of every meter and one scan of the events past the
+// watermark, in one snapshot.
+func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var run odometer.RunState
+	if err := tx.QueryRow(ctx, runStateQuery).Scan(&run.Watermark, &run.To, &run.After); err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	rows, err := tx.Query(ctx, customerMetersQuery+`
+		SELECT b.event_type, b.hour, b.slots FROM meters JOIN buckets b ON b.customer_id = $1 AND b.event_type = meters.m AND b.hour BETWEEN $2 AND $3
+		WHERE meters.m IS NOT NULL`, customerID, fromHour, toHour)
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	var buckets []odometer.Bucket
+	for rows.Next() {
+		var meter string
+		var hour int64
+		var b []byte
+		if err := rows.Scan(&meter, &hour, &b); err != nil {
+			rows.Close()
+			return nil, nil, storeError("find customer usage", err)
+		}
+		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: meter, Hour: hour}, Slots: map[int64]odometer.State{}}
+		if err := odometer.DecodeSlots(hour, b, bk.Slots); err != nil {
+			rows.Close()
+			return nil, nil, storeError("find customer usage", err)
+		}
+		buckets = append(buckets, bk)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	erows, err := tx.Query(ctx, `SELECT seq, event_type, value, metadata, ts FROM events WHERE seq > $1 AND customer_id = $2`,
+		run.Watermark, customerID)
+	if err != nil {
+		return nil, nil, storeError("find customer usage", err)
+	}
+	defer erows.Close()
+	var events []odometer.Event
+	for erows.Next() {
+		e := odometer.Event{CustomerID: customerID}
+		if err := erows.Scan(&e.Seq, &e.EventType, &e.Value, &e.Metadata, &e.Time); err != nil {
+			return nil, nil, storeError("find customer usage", err)
+		}
+		if run.Folded(customerID, e.Seq) {
+			continue // in the buckets already, by a run stopped midway
+		}
+		e.Time = e.Time.UTC()
+		events = append(events, e)
+	}
+	return buckets, events, storeError("find customer usage", erows.Err())
+}

@@ -21,6 +21,9 @@ type Aggregator struct {
 	// FlushEvents is how many events are folded between two commits, so
 	// that ingest gets its turn at the single writer; 0 means 100,000.
 	FlushEvents int
+	// Customers, when set, gives the customers' billing settings, for the
+	// billing period; without it every customer has the calendar month.
+	Customers CustomerSource
 	// Skipped, when set, is told after each run how many events each
 	// meter skipped, and why (odometer_meter_events_skipped_total).
 	Skipped func(MeterSkip, int64)
@@ -73,7 +76,7 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 	if flush <= 0 {
 		flush = 100_000
 	}
-	pk := newPeriodKeys(cfg)
+	pk := newCalendar(ctx, cfg, a.Customers)
 	for {
 		st, err := a.Store.RunState(ctx)
 		if err != nil {
@@ -193,7 +196,7 @@ func (f *folder) metersOf(eventType string) []*Meter {
 type runner struct {
 	a           *Aggregator
 	cfg         *Config
-	pk          *periodKeys
+	pk          *calendar
 	res         *RunResult
 	st          RunState // the pass: the range and the customers done
 	stored      RunState // what the store holds, to check no one else moved it
@@ -347,7 +350,11 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	for i := range r.done {
 		cf := &r.done[i]
 		for k, s := range cf.slots {
-			for j, key := range r.pk.of(k.slot) {
+			keys, err := r.pk.keysAt(cf.customer, k.slot)
+			if err != nil {
+				return err
+			}
+			for j, key := range keys {
 				ak := AggregationKey{cf.customer, cfg.Periods[j], key}
 				d := deltas[ak]
 				if d == nil {
@@ -376,7 +383,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 	for ak, states := range deltas {
 		ag := existing[ak]
 		if ag == nil {
-			start, stop := r.pk.bound(ak.Period, ak.Key)
+			start, stop := r.pk.bound(ak.CustomerID, ak.Period, ak.Key)
 			ag = &Aggregation{CustomerID: ak.CustomerID, Period: ak.Period, PeriodKey: ak.Key, PeriodStart: start, PeriodEnd: stop, States: states}
 			res.AggregationsCreated++
 		} else {
@@ -450,44 +457,10 @@ func finalizeOne(cfg *Config, ag *Aggregation, now time.Time, res *RunResult) *N
 	return n
 }
 
-// periodKeys caches the period keys of slots in the configured zone.
-type periodKeys struct {
-	cfg    *Config
-	bySlot map[int64][]string
-	bounds map[string][2]time.Time
-}
-
-func newPeriodKeys(cfg *Config) *periodKeys {
-	return &periodKeys{cfg: cfg, bySlot: map[int64][]string{}, bounds: map[string][2]time.Time{}}
-}
-
-func (pk *periodKeys) of(slot int64) []string {
-	if k, ok := pk.bySlot[slot]; ok {
-		return k
-	}
-	t := SlotStart(slot).In(pk.cfg.Location)
-	k := make([]string, len(pk.cfg.Periods))
-	for i, p := range pk.cfg.Periods {
-		k[i] = p.Key(t)
-	}
-	pk.bySlot[slot] = k
-	return k
-}
-
-func (pk *periodKeys) bound(p Period, key string) (time.Time, time.Time) {
-	id := string(p) + key
-	if b, ok := pk.bounds[id]; ok {
-		return b[0], b[1]
-	}
-	s, e, _ := p.Bounds(key, pk.cfg.Location)
-	pk.bounds[id] = [2]time.Time{s, e}
-	return s, e
-}
-
 // finalize completes every period that has ended (plus the grace period)
 // without new events, and revises every completed one that changed,
 // recording their notifications in the same transaction.
-func (a *Aggregator) finalize(ctx context.Context, cfg *Config, pk *periodKeys, res *RunResult) error {
+func (a *Aggregator) finalize(ctx context.Context, cfg *Config, pk *calendar, res *RunResult) error {
 	const batch = 5000
 	for {
 		if err := ctx.Err(); err != nil {

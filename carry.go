@@ -13,7 +13,7 @@ import (
 // with no event: it is made, and so aggregated, completed and sent.
 type carrier struct {
 	cfg    *Config
-	pk     *periodKeys
+	pk     *calendar
 	tx     AggregationTx
 	now    time.Time
 	gauges []*Meter
@@ -27,7 +27,7 @@ type carrier struct {
 }
 
 // newCarrier returns nil when no meter is a gauge: then nothing carries.
-func newCarrier(cfg *Config, pk *periodKeys, tx AggregationTx, now time.Time) *carrier {
+func newCarrier(cfg *Config, pk *calendar, tx AggregationTx, now time.Time) *carrier {
 	var gauges []*Meter
 	for _, name := range cfg.MeterNames() {
 		if m := cfg.Meter(name); m.def.kind == gaugeKind {
@@ -76,7 +76,10 @@ func (c *carrier) settle(all, changed []*Aggregation) ([]*Aggregation, error) {
 	order := append([]*Aggregation(nil), changed...)
 	sort.Slice(order, func(i, j int) bool { return order[i].PeriodStart.Before(order[j].PeriodStart) })
 	for _, ag := range order {
-		prevKey := ag.Period.Key(ag.PeriodStart.Add(-time.Millisecond).In(c.cfg.Location))
+		prevKey, err := c.pk.keyAt(ag.CustomerID, ag.Period, ag.PeriodStart.Add(-time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
 		prev, err := c.load(AggregationKey{ag.CustomerID, ag.Period, prevKey})
 		if err != nil {
 			return nil, err
@@ -122,14 +125,18 @@ func (c *carrier) carryFrom(cur, next *Aggregation) bool {
 // does not exist.
 func (c *carrier) forward(ag *Aggregation) error {
 	for cur := ag; cur.PeriodEnd.Compare(c.now) <= 0; {
-		key := AggregationKey{cur.CustomerID, cur.Period, cur.Period.Key(cur.PeriodEnd.In(c.cfg.Location))}
+		nextKey, err := c.pk.keyAt(cur.CustomerID, cur.Period, cur.PeriodEnd)
+		if err != nil {
+			return err
+		}
+		key := AggregationKey{cur.CustomerID, cur.Period, nextKey}
 		next, err := c.load(key)
 		if err != nil {
 			return err
 		}
 		made := false
 		if next == nil {
-			start, end := c.pk.bound(key.Period, key.Key)
+			start, end := c.pk.bound(key.CustomerID, key.Period, key.Key)
 			next = &Aggregation{CustomerID: key.CustomerID, Period: key.Period, PeriodKey: key.Key,
 				PeriodStart: start, PeriodEnd: end, States: map[string]State{}}
 			made = true

@@ -210,7 +210,7 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 
 	var periods []string
 	if err := strict("periods", &periods); err != nil {
-		return fail("periods", "must be a list of period names (hourly, daily, weekly, monthly, yearly)")
+		return fail("periods", "must be a list of period names (hourly, daily, weekly, monthly, yearly, billing)")
 	}
 	if _, ok := raw["periods"]; !ok {
 		periods = []string{"hourly", "daily", "weekly", "monthly", "yearly"}
@@ -219,7 +219,7 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 	for i, s := range periods {
 		p, err := ParsePeriod(s)
 		if err != nil {
-			return fail(fmt.Sprintf("periods[%d]", i), "unknown period %q; allowed: hourly, daily, weekly, monthly, yearly", s)
+			return fail(fmt.Sprintf("periods[%d]", i), "unknown period %q; allowed: hourly, daily, weekly, monthly, yearly, billing", s)
 		}
 		if !seen[p] {
 			c.Periods = append(c.Periods, p)

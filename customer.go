@@ -32,6 +32,9 @@ type Customer struct {
 	BillingInterval BillingInterval
 	// Metadata is a compact JSON object; never nil once validated.
 	Metadata json.RawMessage
+	// BillingHistory is the billing settings the customer had before, each
+	// until the change of them took effect (see Reschedule).
+	BillingHistory []BillingSegment
 	// CreatedAt and UpdatedAt are those of the profile; zero without one.
 	CreatedAt, UpdatedAt time.Time
 

@@ -27,7 +27,10 @@ func ParsePeriod(s string) (Period, error) {
 			return p, nil
 		}
 	}
-	return "", Errorf(EINVALID, "Invalid period: %s. Must be one of: hourly, daily, weekly, monthly, yearly", s)
+	if s == string(Billing) {
+		return Billing, nil
+	}
+	return "", Errorf(EINVALID, "Invalid period: %s. Must be one of: hourly, daily, weekly, monthly, yearly, billing", s)
 }
 
 // SlotSize is the width of the finest bucket. Every UTC offset in use is a

@@ -33,7 +33,7 @@ const hourMillis = 3_600_000
 // rebuild recomputes the buckets that deleted events left behind from the
 // events that remain, and every period that holds them from the buckets.
 // It runs with no pass in progress, under the aggregation lock.
-func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, res *RunResult) error {
+func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *calendar, res *RunResult) error {
 	var keys []BucketKey
 	var st RunState
 	err := a.Store.Aggregate(ctx, func(tx AggregationTx) error {
@@ -104,7 +104,11 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *periodKeys, r
 		affected := map[AggregationKey]bool{}
 		for k := range want {
 			for s := k.Hour * SlotsPerBucket; s < (k.Hour+1)*SlotsPerBucket; s++ {
-				for i, key := range pk.of(s) {
+				keys, err := pk.keysAt(k.CustomerID, s)
+				if err != nil {
+					return err
+				}
+				for i, key := range keys {
 					affected[AggregationKey{k.CustomerID, cfg.Periods[i], key}] = true
 				}
 			}

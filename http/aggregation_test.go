@@ -234,7 +234,7 @@ func TestAggregations_Find(t *testing.T) {
 		})
 
 		for _, tt := range []struct{ name, query, err string }{
-			{"ErrPeriod", "period=weekly2", "Invalid period: weekly2. Must be one of: hourly, daily, weekly, monthly, yearly"},
+			{"ErrPeriod", "period=weekly2", "Invalid period: weekly2. Must be one of: hourly, daily, weekly, monthly, yearly, billing"},
 			{"ErrComplete", "complete=yes", "complete must be true or false"},
 			{"ErrLimit", "limit=0", "limit must be a whole number from 1 to 1000"},
 			{"ErrFrom", "from=soon", "from must be an ISO 8601 date or date-time, such as 2026-01-13 or 2026-01-13T10:00:00Z"},

@@ -75,7 +75,7 @@ func (s *Server) handlePutCustomer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.UpdatedAt = s.Now()
-	if err := s.Customers.PutCustomer(r.Context(), c); err != nil {
+	if err := odometer.SaveCustomer(r.Context(), s.Customers, c, s.Now(), s.Config().Location); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -16,12 +16,14 @@ var _ odometer.CustomerStore = (*Store)(nil)
 // PutCustomer implements odometer.CustomerStore.
 func (s *Store) PutCustomer(ctx context.Context, c *odometer.Customer) error {
 	var created time.Time
-	err := s.pool.QueryRow(ctx, `INSERT INTO customers (id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+	err := s.pool.QueryRow(ctx, `INSERT INTO customers (id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at, billing_history)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, billing_anchor = excluded.billing_anchor,
-			billing_interval = excluded.billing_interval, metadata = excluded.metadata, updated_at = excluded.updated_at
+			billing_interval = excluded.billing_interval, metadata = excluded.metadata, updated_at = excluded.updated_at,
+			billing_history = excluded.billing_history
 		RETURNING created_at`,
-		c.ID, c.Name, c.Timezone, nullMS(c.BillingAnchor), string(c.BillingInterval), string(c.Metadata), ms(c.UpdatedAt)).Scan(&created)
+		c.ID, c.Name, c.Timezone, nullMS(c.BillingAnchor), string(c.BillingInterval), string(c.Metadata), ms(c.UpdatedAt),
+		odometer.EncodeBillingHistory(c.BillingHistory)).Scan(&created)
 	if err != nil {
 		return storeError("put customer", err)
 	}
@@ -39,12 +41,16 @@ const customerMetersQuery = `WITH RECURSIVE meters(m) AS (
 		FROM meters WHERE meters.m IS NOT NULL
 	)`
 
-const customerColumns = `id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at`
+const customerColumns = `id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at, billing_history`
 
 func scanCustomer(row pgx.Row) (*odometer.Customer, error) {
 	var c odometer.Customer
-	var interval, meta string
-	if err := row.Scan(&c.ID, &c.Name, &c.Timezone, &c.BillingAnchor, &interval, &meta, &c.CreatedAt, &c.UpdatedAt); err != nil {
+	var interval, meta, history string
+	if err := row.Scan(&c.ID, &c.Name, &c.Timezone, &c.BillingAnchor, &interval, &meta, &c.CreatedAt, &c.UpdatedAt, &history); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.BillingHistory, err = odometer.DecodeBillingHistory(history); err != nil {
 		return nil, err
 	}
 	c.BillingAnchor = utc(c.BillingAnchor)

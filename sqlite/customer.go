@@ -14,12 +14,14 @@ var _ odometer.CustomerStore = (*Store)(nil)
 // PutCustomer implements odometer.CustomerStore.
 func (s *Store) PutCustomer(ctx context.Context, c *odometer.Customer) error {
 	var created int64
-	err := s.write.QueryRowContext(ctx, `INSERT INTO customers (id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at)
-		VALUES (?,?,?,?,?,?,?,?)
+	err := s.write.QueryRowContext(ctx, `INSERT INTO customers (id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at, billing_history)
+		VALUES (?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, billing_anchor = excluded.billing_anchor,
-			billing_interval = excluded.billing_interval, metadata = excluded.metadata, updated_at = excluded.updated_at
+			billing_interval = excluded.billing_interval, metadata = excluded.metadata, updated_at = excluded.updated_at,
+			billing_history = excluded.billing_history
 		RETURNING created_at`,
-		c.ID, c.Name, c.Timezone, nullMS(c.BillingAnchor), string(c.BillingInterval), string(c.Metadata), ms(c.UpdatedAt), ms(c.UpdatedAt)).Scan(&created)
+		c.ID, c.Name, c.Timezone, nullMS(c.BillingAnchor), string(c.BillingInterval), string(c.Metadata), ms(c.UpdatedAt), ms(c.UpdatedAt),
+		odometer.EncodeBillingHistory(c.BillingHistory)).Scan(&created)
 	if err != nil {
 		return storeError("put customer", err)
 	}
@@ -28,14 +30,18 @@ func (s *Store) PutCustomer(ctx context.Context, c *odometer.Customer) error {
 	return nil
 }
 
-const customerColumns = `id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at`
+const customerColumns = `id, name, timezone, billing_anchor, billing_interval, metadata, created_at, updated_at, billing_history`
 
 func scanCustomer(row interface{ Scan(...any) error }) (*odometer.Customer, error) {
 	var c odometer.Customer
-	var interval, meta string
+	var interval, meta, history string
 	var anchor sql.NullInt64
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.Name, &c.Timezone, &anchor, &interval, &meta, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.Timezone, &anchor, &interval, &meta, &created, &updated, &history); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.BillingHistory, err = odometer.DecodeBillingHistory(history); err != nil {
 		return nil, err
 	}
 	c.BillingAnchor = fromNullMS(anchor)

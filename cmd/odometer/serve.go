@@ -192,7 +192,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		defer cfgMu.RUnlock()
 		return cfg
 	}
-	agg := &odometer.Aggregator{Store: store, Config: current, Now: time.Now}
+	agg := &odometer.Aggregator{Store: store, Config: current, Now: time.Now, Customers: store}
 	metrics := odohttp.NewMetrics(version, time.Now)
 	agg.Skipped = metrics.AddSkipped
 	sender := odohttp.NewSender(o.allowPrivate)

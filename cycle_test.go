@@ -32,9 +32,9 @@ func TestCustomer_Reschedule(t *testing.T) {
 			at   time.Time
 			want [2]time.Time
 		}{
-			{day(2026, 2, 20, utc), [2]time.Time{day(2026, 2, 1, utc), day(2026, 3, 1, utc)}},  // before: as it was
-			{day(2026, 3, 20, utc), [2]time.Time{day(2026, 3, 1, utc), day(2026, 4, 1, utc)}},  // the current cycle does not move
-			{day(2026, 4, 5, utc), [2]time.Time{day(2026, 4, 1, utc), day(2026, 4, 15, utc)}},  // the new anchor from its end
+			{day(2026, 2, 20, utc), [2]time.Time{day(2026, 2, 1, utc), day(2026, 3, 1, utc)}},   // before: as it was
+			{day(2026, 3, 20, utc), [2]time.Time{day(2026, 3, 1, utc), day(2026, 4, 1, utc)}},   // the current cycle does not move
+			{day(2026, 4, 5, utc), [2]time.Time{day(2026, 4, 1, utc), day(2026, 4, 15, utc)}},   // the new anchor from its end
 			{day(2026, 4, 20, utc), [2]time.Time{day(2026, 4, 15, utc), day(2026, 5, 15, utc)}}, // then the 15th
 		} {
 			if got := cycle(next, tt.at); got != tt.want {

@@ -103,8 +103,7 @@ type Cycle struct {
 // and so are gauges (integral, twa), whose value needs the carry of a
 // period that no bucket holds.
 func CurrentCycle(ctx context.Context, store AggregationStore, cfg *Config, c *Customer, def *time.Location, now time.Time) (*Cycle, error) {
-	loc := c.Location(def)
-	start, end := BillingCycle(c.BillingAnchor, c.BillingInterval, loc, now)
+	key, start, end := c.CycleKey(now, def)
 	fromSlot, toSlot := SlotOf(start.UnixMilli()), SlotOf(end.UnixMilli())
 	var meters []*Meter
 	for _, name := range cfg.MeterNames() {
@@ -132,5 +131,5 @@ func CurrentCycle(ctx context.Context, store AggregationStore, cfg *Config, c *C
 			states[name] = total
 		}
 	}
-	return &Cycle{Start: start, End: end, Key: Daily.Key(start.In(loc)), Values: StateValues(cfg, states, start, end)}, nil
+	return &Cycle{Start: start, End: end, Key: key, Values: StateValues(cfg, states, start, end)}, nil
 }

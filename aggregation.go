@@ -163,6 +163,17 @@ type AggregationFilter struct {
 	Cursor string
 }
 
+// DefaultPageSize is the page of a filter that gives no Limit.
+const DefaultPageSize = 100
+
+// PageSize is the filter's Limit, or DefaultPageSize when it gives none.
+func (f AggregationFilter) PageSize() int {
+	if f.Limit <= 0 {
+		return DefaultPageSize
+	}
+	return f.Limit
+}
+
 // ParseCustomerOfID splits an aggregation id into its parts.
 func ParseAggregationID(id string) (customerID string, p Period, key string, ok bool) {
 	i := strings.LastIndexByte(id, '_')

@@ -174,6 +174,15 @@ func (f *folder) samples(e *Event) []meterSample {
 	return f.out
 }
 
+// newState returns an empty state of the meter of that name: the sum that
+// a name no longer configured is shown with, for one that is not.
+func (f *folder) newState(name string) State {
+	if m := f.cfg.Meter(name); m != nil {
+		return m.NewState()
+	}
+	return NewState(OpSum)
+}
+
 // metersOf returns the meters of an event type. An event type no longer
 // in the configuration is still folded, as one meter of its name shown
 // with sum, as it always was.

@@ -92,7 +92,10 @@ type Cycle struct {
 	// Start is the cycle's first instant; End the first instant after it.
 	Start, End time.Time
 	// Key is the cycle's first day in the customer's zone, YYYYMMDD.
-	Key    string
+	Key string
+	// Location is the zone of the cycle: the customer's, or the one it had
+	// before a change of zone that takes effect when this cycle ends.
+	Location *time.Location
 	Values *Values
 }
 
@@ -103,7 +106,8 @@ type Cycle struct {
 // and so are gauges (integral, twa), whose value needs the carry of a
 // period that no bucket holds.
 func CurrentCycle(ctx context.Context, store AggregationStore, cfg *Config, c *Customer, def *time.Location, now time.Time) (*Cycle, error) {
-	key, start, end := c.CycleKey(now, def)
+	start, end, loc := c.cycleAt(now, def)
+	key := Daily.Key(start.In(loc))
 	fromSlot, toSlot := SlotOf(start.UnixMilli()), SlotOf(end.UnixMilli())
 	var meters []*Meter
 	for _, name := range cfg.MeterNames() {
@@ -131,5 +135,5 @@ func CurrentCycle(ctx context.Context, store AggregationStore, cfg *Config, c *C
 			states[name] = total
 		}
 	}
-	return &Cycle{Start: start, End: end, Key: key, Values: StateValues(cfg, states, start, end)}, nil
+	return &Cycle{Start: start, End: end, Key: key, Location: loc, Values: StateValues(cfg, states, start, end)}, nil
 }

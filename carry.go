@@ -44,7 +44,7 @@ func newCarrier(cfg *Config, pk *calendar, tx AggregationTx, now time.Time) *car
 // hasGauge reports whether states hold a state of a gauge meter.
 func (c *carrier) hasGauge(states map[string]State) bool {
 	for _, m := range c.gauges {
-		if states[m.Name] != nil {
+		if st := states[m.Name]; st != nil && sameKind(st, m.NewState()) {
 			return true
 		}
 	}
@@ -100,11 +100,17 @@ func (c *carrier) carryFrom(cur, next *Aggregation) bool {
 	for _, m := range c.gauges {
 		var carry State
 		if cur != nil {
-			if st := cur.States[m.Name]; st != nil {
+			if st := cur.States[m.Name]; st != nil && sameKind(st, m.NewState()) {
 				carry = carryOf(st)
 			}
 		}
 		st := next.States[m.Name]
+		if st != nil && !sameKind(st, m.NewState()) {
+			// Stored under the name before the meter became a gauge (while
+			// the server was stopped): replaced, as such states are.
+			delete(next.States, m.Name)
+			st = nil
+		}
 		if st == nil {
 			if carry == nil || !holds(carry) {
 				continue

@@ -63,13 +63,27 @@ func ParseDecimal(s string) (d Decimal, ok bool) {
 		return Decimal{}, false
 	}
 	d, ok = parseDecimal(s)
-	if !ok {
+	if !ok || !d.IsZero() && (d.magnitude() > 301 || d.magnitude() < -MaxDecimalScale) {
 		return Decimal{}, false
 	}
 	if f := d.Float64(); math.IsInf(f, 0) || math.Abs(f) > MaxValue {
 		return Decimal{}, false
 	}
 	return d, true
+}
+
+// MaxDecimalScale bounds how small a number read from metadata may be:
+// 1e-400 is far below the smallest double (5e-324), and a bound keeps a
+// crafted exponent from making a coefficient of millions of digits.
+const MaxDecimalScale = 400
+
+// magnitude is the exponent of d's leading digit: 2 for 123, -1 for 0.5.
+func (d Decimal) magnitude() int64 {
+	digits := len(d.bigCoef().String())
+	if d.bigCoef().Sign() < 0 {
+		digits--
+	}
+	return int64(d.e) + int64(digits) - 1
 }
 
 func parseDecimal(s string) (Decimal, bool) {
@@ -272,6 +286,11 @@ func (d Decimal) String() string {
 	return d.bigCoef().String() + "e" + strconv.Itoa(int(d.e))
 }
 
+// maxStoredScale bounds the exponent of a stored decimal: what ParseDecimal
+// and DecimalOf make, and their sums, stay well inside it, and a corrupt
+// state must not make a number of millions of digits.
+const maxStoredScale = 4 * MaxDecimalScale
+
 // appendDecimal encodes d: its exponent, then its coefficient's sign and
 // magnitude (little-endian bytes) or, for an int64, a zigzag varint.
 func appendDecimal(b []byte, d Decimal) []byte {
@@ -293,7 +312,7 @@ func appendDecimal(b []byte, d Decimal) []byte {
 // decodeDecimal reads what appendDecimal wrote.
 func decodeDecimal(r *reader) Decimal {
 	e := r.varint()
-	if e < math.MinInt32 || e > math.MaxInt32 {
+	if e < -maxStoredScale || e > maxStoredScale {
 		r.fail()
 		return Decimal{}
 	}

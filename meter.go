@@ -440,11 +440,17 @@ func (c *Config) parseMeters(msg json.RawMessage, fail func(key, format string, 
 		if len(m.GroupBy) > MaxGroupBy {
 			return fail(key+".groupBy", "has %d paths; allowed: at most %d", len(m.GroupBy), MaxGroupBy)
 		}
+		seenDims := map[string]bool{}
 		for i, g := range m.GroupBy {
 			p, err := parsePath(g)
 			if err != nil {
 				return fail(fmt.Sprintf("%s.groupBy[%d]", key, i), "%v", err)
 			}
+			name := strings.Join(p, ".")
+			if seenDims[name] {
+				return fail(fmt.Sprintf("%s.groupBy[%d]", key, i), "%q is given twice; each dimension once", g)
+			}
+			seenDims[name] = true
 			m.groupPaths = append(m.groupPaths, p)
 		}
 		paths := make([]string, 0, len(m.Filter))

@@ -139,10 +139,13 @@ func (a *Aggregator) rebuild(ctx context.Context, cfg *Config, pk *calendar, res
 					if s < first || s > last {
 						continue
 					}
-					if cur := states[bk.EventType]; cur != nil && sameKind(cur, st) {
-						cur.Merge(st)
-					} else {
-						states[bk.EventType] = st
+					cur := states[bk.EventType]
+					if cur == nil {
+						cur = fold.newState(bk.EventType)
+						states[bk.EventType] = cur
+					}
+					if sameKind(cur, st) {
+						cur.Merge(st) // a slot of another kind (an old definition) is left out
 					}
 				}
 			}

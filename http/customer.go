@@ -166,7 +166,7 @@ func (s *Server) writeCustomer(w http.ResponseWriter, r *http.Request, id string
 	out := toCustomerJSON(c)
 	out.CurrentCycle = &CycleRecord{
 		PeriodStart: odometer.FormatTime(cyc.Start), PeriodEnd: odometer.FormatTime(odometer.LastMilli(cyc.End)), PeriodKey: cyc.Key,
-		Timezone: c.Location(cfg.Location).String(),
+		Timezone: cyc.Location.String(),
 		Events:   cyc.Values.Events, EventCounts: cyc.Values.EventCounts, Groups: cyc.Values.Groups,
 	}
 	writeJSON(w, http.StatusOK, out)

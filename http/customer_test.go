@@ -79,10 +79,20 @@ func TestCustomers_PutGet(t *testing.T) {
 			put.CreatedAt != "2026-01-13T10:30:00.000Z" || put.UpdatedAt != "2026-01-13T11:30:00.000Z" {
 			t.Errorf("after replacing: %+v", put)
 		}
-		// No anchor, weekly: the ISO week in the config's zone (UTC).
-		if c := put.CurrentCycle; c.PeriodStart != "2026-01-12T00:00:00.000Z" || c.PeriodEnd != "2026-01-18T23:59:59.999Z" || c.Timezone != "UTC" {
+		// The customer has events: the new settings take effect when the
+		// cycle in force ends, which does not move.
+		if c := put.CurrentCycle; c.PeriodStart != "2026-01-04T18:30:00.000Z" || c.PeriodEnd != "2026-02-04T18:29:59.999Z" || c.Timezone != "Asia/Kolkata" {
+			t.Errorf("the cycle in force moved: %+v", c)
+		}
+		// From its end, no anchor, weekly: the ISO week in the config's
+		// zone (UTC), the first one starting where the old cycle ended.
+		srv.SetNow(time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC))
+		got = customerBody{}
+		srv.MustDo(t, 200, "GET", "/customers/cust_k", srv.ReadKey, "").Decode(t, &got)
+		if c := got.CurrentCycle; c.PeriodStart != "2026-02-09T00:00:00.000Z" || c.PeriodEnd != "2026-02-15T23:59:59.999Z" || c.Timezone != "UTC" {
 			t.Errorf("weekly calendar cycle %+v", c)
 		}
+		srv.SetNow(testNow.Add(time.Hour))
 
 		// A customer seen only through events; one never seen.
 		srv.MustPostEvent(t, "api.calls", `{"customerId": "cust_ev", "value": 5}`)

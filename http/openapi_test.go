@@ -419,6 +419,7 @@ func TestOpenAPI_Responses(t *testing.T) {
 			{"POST /deliveries/{id}/retry", "POST", "/deliveries/dlv_nope/retry", srv.AdminKey, "", 404},
 			{"POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", srv.AdminKey, "", 409},
 			{"POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", srv.ReadKey, "", 403},
+			{"GET /portal/usage", "GET", "/portal/usage?customerId=cust_a", srv.ReadKey, "", 200},
 
 			{"GET /usage", "GET", "/usage?customerId=cust_a&eventType=api.calls&window=hour&from=2026-01-13", srv.ReadKey, "", 200},
 			{"GET /usage", "GET", "/usage?eventType=api.calls", pinned, "", 200},

@@ -331,6 +331,10 @@ func TestOpenAPI_Validator(t *testing.T) {
 
 		add("POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", "admin", `{"expiresIn": "2h"}`, 200)
 		add("POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", "admin", `{"expiresIn": "100d"}`, 400)
+		add("GET /portal/usage", "GET", "/portal/usage?customerId=cust_a", "read", "", 200)
+		add("GET /portal/usage", "GET", "/portal/usage", "pinned", "", 200)
+		add("GET /portal/usage", "GET", "/portal/usage", "read", "", 400)
+		add("GET /portal/usage", "GET", "/portal/usage?customerId=cust_b", "pinned", "", 404)
 
 		add("POST /keys", "POST", "/keys", "admin", `{"scope": "read", "customerId": "cust_a", "name": "page"}`, 201)
 		add("POST /keys", "POST", "/keys", "admin", `{"scope": "ingest"}`, 201)

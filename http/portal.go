@@ -13,9 +13,10 @@ import (
 // does not say.
 const DefaultPortalLifetime = 24 * time.Hour
 
-// portalRoutes are what a portal token may read: its customer's usage,
-// aggregations and profile, and the meters' names and descriptions.
-var portalRoutes = []string{"/usage", "/aggregations", "/config", "/customers/"}
+// portalRoutes are what a portal token may read: one view of its
+// customer's usage, with nothing of the vendor's (no revision, webhook
+// state, configuration or profile).
+var portalRoutes = []string{"/portal/usage"}
 
 // portalKey returns the read key, pinned to its customer, that a valid
 // portal token stands for.
@@ -26,14 +27,13 @@ func (s *Server) portalKey(r *http.Request, token string) (*odometer.APIKey, err
 	}
 	allowed := false
 	for _, p := range portalRoutes {
-		if r.URL.Path == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(r.URL.Path, p)) {
-			allowed = true
-		}
+		allowed = allowed || r.URL.Path == p
 	}
 	if r.Method != http.MethodGet || !allowed {
 		return nil, odometer.Errorf(odometer.EFORBIDDEN, "A portal link only reads its customer's usage")
 	}
-	return &odometer.APIKey{ID: "portal", Name: "portal link", Scope: odometer.ScopeRead, CustomerID: customer, Portal: true}, nil
+	// Each customer's links share a rate limit of their own.
+	return &odometer.APIKey{ID: "portal:" + customer, Name: "portal link", Scope: odometer.ScopeRead, CustomerID: customer, Portal: true}, nil
 }
 
 // handleCreatePortal is POST /customers/{id}/portal: a link to hand to the
@@ -85,4 +85,67 @@ func (s *Server) handleCreatePortal(w http.ResponseWriter, r *http.Request) {
 	}
 	link := strings.TrimSuffix(base, "/") + "/ui/portal.html#" + url.QueryEscape(token)
 	writeJSON(w, http.StatusOK, map[string]any{"url": link, "expiresAt": odometer.FormatTime(expires), "customerId": customer})
+}
+
+// portalMeter is what the portal shows of a meter.
+type portalMeter struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Unit        string   `json:"unit,omitempty"`
+	GroupBy     []string `json:"groupBy,omitempty"`
+}
+
+// portalPeriod is what the portal shows of one aggregation.
+type portalPeriod struct {
+	PeriodKey   string                           `json:"periodKey"`
+	PeriodStart string                           `json:"periodStart"`
+	PeriodEnd   string                           `json:"periodEnd"`
+	Complete    bool                             `json:"complete"`
+	Events      map[string]float64               `json:"events"`
+	EventCounts map[string]int64                 `json:"eventCounts"`
+	Groups      map[string][]odometer.GroupValue `json:"groups,omitempty"`
+}
+
+// portalPeriods is how many periods the portal shows, newest first.
+const portalPeriods = 12
+
+// handlePortalUsage is GET /portal/usage: a customer's usage per meter
+// and period (its billing cycles when that period is configured, else
+// months, else the first period), newest first, with the meters' names,
+// descriptions and units, and nothing else: what a portal link shows.
+func (s *Server) handlePortalUsage(w http.ResponseWriter, r *http.Request) {
+	cfg := s.Config()
+	customer, err := customerFilter(r, r.URL.Query().Get("customerId"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if customer == "" {
+		s.writeError(w, r, odometer.Errorf(odometer.EINVALID, "customerId is required"))
+		return
+	}
+	period := cfg.Periods[0]
+	for _, p := range []odometer.Period{odometer.Monthly, odometer.Billing} {
+		if cfg.HasPeriod(p) {
+			period = p
+		}
+	}
+	aggs, _, err := s.Aggs.FindAggregations(r.Context(), odometer.AggregationFilter{CustomerID: customer, Period: period, Limit: portalPeriods})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meters := []portalMeter{}
+	for _, name := range cfg.MeterNames() {
+		m := cfg.Meter(name)
+		meters = append(meters, portalMeter{Name: name, Description: m.Description, Unit: m.Unit, GroupBy: m.GroupBy})
+	}
+	periods := make([]portalPeriod, 0, len(aggs))
+	for _, a := range aggs {
+		v := a.Values(cfg)
+		periods = append(periods, portalPeriod{PeriodKey: a.PeriodKey, PeriodStart: odometer.FormatTime(a.PeriodStart),
+			PeriodEnd: odometer.FormatTime(odometer.LastMilli(a.PeriodEnd)), Complete: a.Complete,
+			Events: v.Events, EventCounts: v.EventCounts, Groups: v.Groups})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customerId": customer, "period": period, "meters": meters, "periods": periods})
 }

@@ -42,26 +42,42 @@ func TestPortal(t *testing.T) {
 
 		t.Run("OK", func(t *testing.T) {
 			tok := portalToken(t, ts, "cust_a", `{"expiresIn": "1h"}`)
-			var aggs []map[string]any
-			ts.MustDo(t, http.StatusOK, "GET", "/aggregations?period=daily", tok, "").Decode(t, &aggs)
-			if len(aggs) != 1 || aggs[0]["customerId"] != "cust_a" {
-				t.Fatalf("a portal token read %v", aggs)
+			res := ts.MustDo(t, http.StatusOK, "GET", "/portal/usage", tok, "")
+			var view struct {
+				CustomerID string `json:"customerId"`
+				Period     string `json:"period"`
+				Meters     []struct {
+					Name        string `json:"name"`
+					Description string `json:"description"`
+				} `json:"meters"`
+				Periods []struct {
+					Events map[string]float64 `json:"events"`
+				} `json:"periods"`
 			}
-			ts.MustDo(t, http.StatusOK, "GET", "/usage?eventType=api.calls", tok, "")
-			cfg := ts.MustDo(t, http.StatusOK, "GET", "/config", tok, "").Map(t)
-			if hooks, _ := cfg["webhooks"].([]any); len(hooks) != 0 {
-				t.Errorf("a portal token sees webhooks: %v", hooks)
+			res.Decode(t, &view)
+			if view.CustomerID != "cust_a" || view.Period != "monthly" || len(view.Periods) != 1 || view.Periods[0].Events["api.calls"] != 5 {
+				t.Fatalf("portal view %+v", view)
+			}
+			if len(view.Meters) == 0 || view.Meters[0].Description == "" {
+				t.Errorf("meters %+v lack their descriptions", view.Meters)
+			}
+			// Nothing of the vendor's: no revision, webhook state, profile
+			// or configuration.
+			for _, internal := range []string{"revision", "webhookStatus", "attempts", "lastError", "metadata", "webhooks", "secret", "timezone"} {
+				if strings.Contains(string(res.Body), internal) {
+					t.Errorf("the portal view shows %q: %s", internal, res.Body)
+				}
 			}
 		})
 		t.Run("ErrOtherCustomer", func(t *testing.T) {
 			tok := portalToken(t, ts, "cust_a", "")
-			ts.MustDo(t, http.StatusNotFound, "GET", "/aggregations?customerId=cust_b", tok, "")
-			ts.MustDo(t, http.StatusNotFound, "GET", "/usage?customerId=cust_b&eventType=api.calls", tok, "")
+			ts.MustDo(t, http.StatusNotFound, "GET", "/portal/usage?customerId=cust_b", tok, "")
 		})
 		t.Run("ErrOnlyReadsUsage", func(t *testing.T) {
 			tok := portalToken(t, ts, "cust_a", "")
 			for _, rq := range []struct{ method, path, body string }{
 				{"GET", "/events", ""}, {"GET", "/stats", ""}, {"GET", "/keys", ""}, {"GET", "/deliveries", ""},
+				{"GET", "/aggregations", ""}, {"GET", "/config", ""}, {"GET", "/customers/cust_a", ""}, {"GET", "/usage?eventType=api.calls", ""},
 				{"POST", "/usage/api.calls", `{"customerId": "cust_a", "value": 1}`},
 				{"POST", "/customers/cust_a/portal", ""},
 			} {
@@ -75,7 +91,7 @@ func TestPortal(t *testing.T) {
 			tok := portalToken(t, ts, "cust_a", `{"expiresIn": "1h"}`)
 			ts.SetNow(testNow.Add(2 * time.Hour))
 			defer ts.SetNow(testNow)
-			res := ts.MustDo(t, http.StatusUnauthorized, "GET", "/aggregations", tok, "")
+			res := ts.MustDo(t, http.StatusUnauthorized, "GET", "/portal/usage", tok, "")
 			if !strings.Contains(res.Error(), "expired") {
 				t.Errorf("error %q", res.Error())
 			}
@@ -84,7 +100,7 @@ func TestPortal(t *testing.T) {
 			tok := portalToken(t, ts, "cust_a", "")
 			forged := odometer.SignPortalToken([]byte("another-secret-another-secret-0123"), "cust_b", testNow.Add(time.Hour))
 			for _, bad := range []string{forged, tok[:len(tok)-2] + "AA", strings.Replace(tok, "odp_", "odp_A", 1)} {
-				if res := ts.Do(t, "GET", "/aggregations", bad, ""); res.Status != http.StatusUnauthorized {
+				if res := ts.Do(t, "GET", "/portal/usage", bad, ""); res.Status != http.StatusUnauthorized {
 					t.Errorf("token %q: %d, want 401", bad, res.Status)
 				}
 			}
@@ -93,7 +109,7 @@ func TestPortal(t *testing.T) {
 			tok := portalToken(t, ts, "cust_a", "")
 			ts.API.PortalSecret = []byte("a-new-secret-a-new-secret-a-new-secret")
 			defer func() { ts.API.PortalSecret = testPortalSecret }()
-			ts.MustDo(t, http.StatusUnauthorized, "GET", "/aggregations", tok, "")
+			ts.MustDo(t, http.StatusUnauthorized, "GET", "/portal/usage", tok, "")
 		})
 		t.Run("ErrBadInput", func(t *testing.T) {
 			for _, body := range []string{`{"expiresIn": "forever"}`, `{"expiresIn": "91d"}`, `{"expiresIn": "0"}`, `{"expires": "1h"}`, `[]`} {

@@ -104,6 +104,7 @@ var routes = []route{
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
 	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
 	{"POST", "/customers/{id}/portal", odometer.ScopeAdmin, (*Server).handleCreatePortal},
+	{"GET", "/portal/usage", odometer.ScopeRead, (*Server).handlePortalUsage},
 }
 
 // Handler returns the API's handler.

@@ -404,6 +404,7 @@ func (t *aggTx) AddNotifications(ns []*odometer.Notification) error {
 
 // FindAggregations implements odometer.AggregationStore.
 func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilter) ([]*odometer.Aggregation, string, error) {
+	f.Limit = f.PageSize()
 	var where []string
 	var a args
 	if f.Cursor != "" {

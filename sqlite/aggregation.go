@@ -330,6 +330,7 @@ func (t *aggTx) AddNotifications(ns []*odometer.Notification) error {
 
 // FindAggregations implements odometer.AggregationStore.
 func (s *Store) FindAggregations(ctx context.Context, f odometer.AggregationFilter) ([]*odometer.Aggregation, string, error) {
+	f.Limit = f.PageSize()
 	var where []string
 	var args []any
 	if f.Cursor != "" {

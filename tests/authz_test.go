@@ -118,6 +118,7 @@ var routeSamples = map[string]routeSample{
 	"GET /openapi.json":           {"/openapi.json", "", http.StatusOK},
 	// The matrix's server has no portal secret: the route says so.
 	"POST /customers/{id}/portal": {"/customers/cust_pinned/portal", `{"expiresIn": "1h"}`, http.StatusConflict},
+	"GET /portal/usage":           {"/portal/usage?customerId=cust_pinned", "", http.StatusOK},
 }
 
 // credential is one column of the matrix.

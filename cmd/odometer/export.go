@@ -202,7 +202,7 @@ func writeExportCSV(w io.Writer, types []string, rows []exportRow) error {
 			for _, t := range types {
 				v, n, ok := value(t)
 				x := ""
-				if ok && n > 0 {
+				if ok && (n > 0 || v != 0) { // a gauge held with no event counts none
 					x = num(v)
 				}
 				c := ""

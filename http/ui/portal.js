@@ -50,9 +50,12 @@
 
   const fmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
 
+  // A cell a spreadsheet would read as a formula (=, +, -, @ before
+  // anything but a number) is written as text.
   function csvCell(v) {
-    const s = String(v);
-    return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+    let s = String(v);
+    if (/^[=+\-@\t\r]/.test(s) && !/^[-+]?\d/.test(s)) s = "'" + s;
+    return /[",\n']/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
   }
 
   function download(name, rows) {
@@ -69,22 +72,15 @@
       return;
     }
     const customer = customerOf(token);
-    let config, aggs;
+    let view0;
     try {
-      config = await get("/config");
-      const period = config.periods.includes("monthly") ? "monthly" : config.periods.includes("daily") ? "daily" : config.periods[0];
-      aggs = await get("/aggregations?period=" + encodeURIComponent(period) + "&limit=12");
+      view0 = await get("/portal/usage");
     } catch (e) {
       fail(e.message);
       return;
     }
-    const meters = [];
-    for (const name of Object.keys(config.events).sort()) {
-      meters.push({ name, description: config.events[name].description || "", unit: "" });
-    }
-    for (const [name, m] of Object.entries(config.meters || {})) {
-      meters.push({ name, description: m.description || "", unit: m.unit ? m.unit + "s" : "", groupBy: m.groupBy || [] });
-    }
+    const meters = view0.meters.map((m) => ({ name: m.name, description: m.description || "", unit: m.unit ? m.unit + "s" : "" }));
+    const aggs = view0.periods.map((p) => Object.assign({ period: view0.period }, p));
     const h1 = el("h1", { text: customer ? "Usage of " + customer : "Usage" });
     const section = el("section", { class: "card" }, h1);
     if (aggs.length === 0) {
@@ -95,13 +91,15 @@
     }
     const periods = aggs.slice().sort((a, b) => a.periodStart.localeCompare(b.periodStart)).reverse();
     const table = el("table", { class: "data" });
-    table.append(el("caption", { text: "Usage per meter and " + (periods[0].period === "monthly" ? "month" : "period") }));
+    const unitOf = { monthly: "month", billing: "billing cycle", daily: "day", weekly: "week", yearly: "year", hourly: "hour" };
+    table.append(el("caption", { text: "Usage per meter and " + (unitOf[view0.period] || "period") }));
     const head = el("tr", {}, el("th", { scope: "col", text: "Meter" }), el("th", { scope: "col", text: "What it counts" }));
-    const label = (a) => a.periodStart.slice(0, a.period === "monthly" ? 7 : 10) + (a.complete ? "" : " (in progress)");
-    for (const a of periods) head.append(el("th", { scope: "col", class: "num", text: label(a) }));
+    // The period's first day in the customer's zone is its key (YYYYMMDD or YYYYMM).
+    const keyLabel = (a) => (a.periodKey.length === 8 ? a.periodKey.slice(0, 4) + "-" + a.periodKey.slice(4, 6) + "-" + a.periodKey.slice(6) : a.periodKey.length === 6 ? a.periodKey.slice(0, 4) + "-" + a.periodKey.slice(4) : a.periodStart.slice(0, 10)) + (a.complete ? "" : " (in progress)");
+    for (const a of periods) head.append(el("th", { scope: "col", class: "num", text: keyLabel(a) }));
     table.append(el("thead", {}, head));
     const body = el("tbody");
-    const csv = [["meter", "group", ...periods.map((a) => a.periodStart)]];
+    const csv = [["meter", "group", ...periods.map((a) => a.periodKey)]];
     for (const m of meters) {
       if (!periods.some((a) => m.name in a.events)) continue;
       const row = el("tr", {}, el("th", { scope: "row", text: m.name }), el("td", { text: [m.description, m.unit].filter(Boolean).join(", ") }));

@@ -302,7 +302,7 @@ func TestCustomers_CurrentCycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		ingest(t, s, []odometer.Event{
-			withUser(event("in4", "cust_k", "e.sum", 0.3, at(t, "2026-03-10T11:00:00Z")), "u1"), // not folded yet
+			withUser(event("in4", "cust_k", "e.sum", 0.3, at(t, "2026-03-10T11:00:00Z")), "u3"), // not folded yet: its metadata counts too
 		})
 		cyc, err := odometer.CurrentCycle(ctx, s, cfg, findCustomer(t, s, c.ID), time.UTC, now)
 		if err != nil {
@@ -317,7 +317,7 @@ func TestCustomers_CurrentCycle(t *testing.T) {
 		if got, want := cyc.Key, "20260215"; got != want {
 			t.Errorf("key %s, want %s", got, want)
 		}
-		want := map[string]float64{"e.sum": 0.6, "e.count": 1, "users": 2, "e.max": 5}
+		want := map[string]float64{"e.sum": 0.6, "e.count": 1, "users": 3, "e.max": 5}
 		if len(cyc.Values.Events) != len(want) {
 			t.Errorf("events %v, want %v (gauges left out)", cyc.Values.Events, want)
 		}
@@ -337,6 +337,48 @@ func TestCustomers_CurrentCycle(t *testing.T) {
 		}
 		if !cyc.Start.Equal(at(t, "2026-03-01T00:00:00Z")) || !cyc.End.Equal(at(t, "2026-04-01T00:00:00Z")) || cyc.Values.Events["e.sum"] != 50 {
 			t.Errorf("calendar cycle [%s, %s): %v", cyc.Start, cyc.End, cyc.Values.Events)
+		}
+	})
+}
+
+// TestCustomers_CycleDuringRun: while a run that stopped midway has
+// folded a customer's new events into the buckets (and not yet moved the
+// watermark past them), the cycle counts them once.
+func TestCustomers_CycleDuringRun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		s := open(t)
+		ctx := context.Background()
+		cfg := aggConfig(t, "")
+		now := at(t, "2026-03-10T12:00:00Z")
+		agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return now }}
+		ingest(t, s, []odometer.Event{event("a1", "cust_k", "e.sum", 1, at(t, "2026-03-02T00:00:00Z"))})
+		if _, err := agg.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		run, err := s.RunState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ingest(t, s, []odometer.Event{event("b1", "cust_k", "e.sum", 10, at(t, "2026-03-03T00:00:00Z"))})
+		if _, err := agg.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// As a run that folded cust_k's new event and stopped after it.
+		max, err := s.MaxSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Aggregate(ctx, func(tx odometer.AggregationTx) error {
+			return tx.SetRunState(odometer.RunState{Watermark: run.Watermark, To: max, After: "cust_k"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cyc, err := odometer.CurrentCycle(ctx, s, cfg, findCustomer(t, s, "cust_k"), time.UTC, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := cyc.Values.Events["e.sum"], 11.0; got != want {
+			t.Errorf("e.sum = %v, want %v (an event folded by the stopped run counted once)", got, want)
 		}
 	})
 }

@@ -96,7 +96,7 @@ type Cycle struct {
 	// Location is the zone of the cycle: the customer's, or the one it had
 	// before a change of zone that takes effect when this cycle ends.
 	Location *time.Location
-	Values *Values
+	Values   *Values
 }
 
 // CurrentCycle returns the billing cycle of c that holds now (in c's

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,9 @@ func (c *committer) close() {
 
 // CreateEvents implements odometer.EventStore.
 func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
+	if s.ingest == nil {
+		return nil, errors.New("create events: store opened without ingest")
+	}
 	return s.ingest.Submit(ctx, events)
 }
 

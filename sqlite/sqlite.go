@@ -58,6 +58,9 @@ type Options struct {
 	// IDFlushAt is how many new client ids are kept in memory before they
 	// are written to a run of the id index (default 262,144).
 	IDFlushAt int
+	// NoIngest opens the store without its id index, for a command that
+	// runs beside the server and stores no events: CreateEvents fails.
+	NoIngest bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -133,6 +136,9 @@ func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 	if err := read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if o.NoIngest {
+		return s, nil
 	}
 	flushAt := defaultFlushAt
 	if o.IDFlushAt > 0 {

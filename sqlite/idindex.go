@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,8 @@ type idIndex struct {
 
 	// work is held by a step of background work: one at a time.
 	work sync.Mutex
+	// suspect is set when a damaged block was met: every run is checked.
+	suspect atomic.Bool
 
 	mu sync.Mutex
 	// mem holds the ids of the events after the last run; extra the
@@ -265,30 +268,49 @@ func (ix *idIndex) committedUpTo(ids []pair, last int64) {
 	}
 }
 
-// lookup calls found with the seqs stored under each hash. It holds mu:
-// no run is removed while it reads them.
+// lookup calls found with the seqs stored under each hash that has any.
+// It holds mu: no run is removed while it reads them. Each run's filters
+// are asked about every hash in one loop, whose memory accesses overlap.
 func (ix *idIndex) lookup(hs []uint64, found func(i int, seqs []int64)) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	var seqs []int64
-	for i, h := range hs {
-		seqs = seqs[:0]
-		if s, ok := ix.mem[h]; ok {
-			seqs = append(seqs, s)
-			seqs = append(seqs, ix.extra[h]...)
+	var seqs map[int][]int64
+	add := func(i int, s ...int64) {
+		if seqs == nil {
+			seqs = make(map[int][]int64)
 		}
-		for _, r := range ix.runs {
-			if !r.mayHold(h) {
-				continue
+		seqs[i] = append(seqs[i], s...)
+	}
+	for i, h := range hs {
+		if s, ok := ix.mem[h]; ok {
+			add(i, s)
+			add(i, ix.extra[h]...)
+		}
+	}
+	maybe := make([]int, 0, 16)
+	var buf []int64
+	for _, r := range ix.runs {
+		maybe = maybe[:0]
+		for i, h := range hs {
+			if r.mayHold(h) {
+				maybe = append(maybe, i)
 			}
+		}
+		for _, i := range maybe {
 			var err error
-			if seqs, err = r.find(h, seqs, ix.buf); err != nil {
+			if buf, err = r.find(hs[i], buf[:0], ix.buf); err != nil {
+				ix.suspect.Store(true)
 				ix.poke()
 				return err
 			}
+			if len(buf) > 0 {
+				add(i, buf...)
+			}
 		}
-		if len(seqs) > 0 {
-			found(i, seqs)
+	}
+	for i := range hs {
+		if s, ok := seqs[i]; ok {
+			found(i, s)
 		}
 	}
 	return nil
@@ -360,6 +382,9 @@ func (ix *idIndex) step() (bool, error) {
 	if did, err := ix.repair(); did || err != nil {
 		return did, err
 	}
+	if did := ix.verify(); did {
+		return true, nil
+	}
 	return ix.merge()
 }
 
@@ -420,6 +445,28 @@ func (ix *idIndex) flush(force bool) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// verify reads every run whole, checking every block, once a damaged
+// block was met: where the disk damaged one run it may have damaged
+// others. What it finds damaged, repair rebuilds.
+func (ix *idIndex) verify() bool {
+	if !ix.suspect.Swap(false) {
+		return false
+	}
+	ix.mu.Lock()
+	runs := slices.Clone(ix.runs)
+	ix.mu.Unlock()
+	for _, r := range runs {
+		rr := newIDRunReader(r)
+		for {
+			ok, err := rr.next()
+			if err != nil || !ok {
+				break
+			}
+		}
+	}
+	return true
 }
 
 // repair rebuilds, from the events, a run found damaged while in use.

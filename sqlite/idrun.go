@@ -390,11 +390,20 @@ func (r *idRun) close() {
 
 // mayHold reports whether the run may hold hash h: false is certain.
 func (r *idRun) mayHold(h uint64) bool {
-	i := sort.Search(len(r.parts), func(i int) bool { return r.parts[i].first > h })
-	if i == 0 {
+	// The last partition whose first hash is at most h.
+	lo, hi := 0, len(r.parts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.parts[m].first <= h {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
 		return false
 	}
-	return r.parts[i-1].filter.Contains(h)
+	return r.parts[lo-1].filter.Contains(h)
 }
 
 // blockLen is the number of pairs of block b.

@@ -17,7 +17,8 @@ package sqlite_test
 //
 // Afterwards the store is put back as it was: the events added are
 // deleted and the index folder restored from hard links taken before.
-// The first use of a size also reports index-build-s: the first Open,
+// ODOMETER_BENCH_PROFILE names a file for a CPU profile of the batches of
+// new ids. The first use of a size also reports index-build-s: the first Open,
 // which writes the index of a store that has none (as after an upgrade),
 // and its merges. Run:
 //
@@ -118,6 +119,7 @@ func benchIDIndex(b *testing.B, path string, n int) {
 	for i := range reqs {
 		reqs[i] = ingestbench.NewEvents(ingestbench.Batch, now)
 	}
+	stopProfile := profileTo(b, os.Getenv("ODOMETER_BENCH_PROFILE"))
 	start = time.Now()
 	for _, r := range reqs {
 		dup, err := s.CreateEvents(ctx, r)
@@ -131,6 +133,7 @@ func benchIDIndex(b *testing.B, path string, n int) {
 		}
 	}
 	b.ReportMetric(float64(batches*ingestbench.Batch)/time.Since(start).Seconds(), "new-events/s")
+	stopProfile()
 	// The same batches again, as clients retrying, in another order.
 	start = time.Now()
 	for i := range reqs {

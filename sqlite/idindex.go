@@ -56,9 +56,14 @@ type idIndex struct {
 	// whose commit is done. Every client id of an event with seq <=
 	// committed is in runs or mem.
 	covered, committed int64
-	buf                []byte
+	// global holds the hash of every id in the runs (nil until it is
+	// built, after a start); pending is the one being built, which
+	// flushes fill too.
+	global, pending *blockFilter
+	buf             []byte
 
 	wake      chan struct{}
+	build     chan struct{}
 	stop      chan struct{}
 	closeOnce sync.Once
 	stopped   sync.WaitGroup
@@ -78,13 +83,15 @@ const (
 func openIDIndex(ctx context.Context, path string, db *sql.DB, maxSeq int64, log *slog.Logger, flushAt int) (*idIndex, error) {
 	ix := &idIndex{dir: path + ".ids", db: db, log: log, flushAt: flushAt,
 		mem: make(map[uint64]int64), extra: make(map[uint64][]int64),
-		buf: make([]byte, blockBytes), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		buf: make([]byte, blockBytes), wake: make(chan struct{}, 1), build: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := ix.load(ctx, maxSeq); err != nil {
 		ix.closeRuns()
 		return nil, err
 	}
-	ix.stopped.Add(1)
+	ix.stopped.Add(2)
 	go ix.background()
+	go ix.builder()
+	ix.build <- struct{}{}
 	return ix, nil
 }
 
@@ -287,12 +294,27 @@ func (ix *idIndex) lookup(hs []uint64, found func(i int, seqs []int64)) error {
 			add(i, ix.extra[h]...)
 		}
 	}
+	// The global filter first: most new ids end there.
+	var cands []int
+	if g := ix.global; g != nil {
+		cands = make([]int, 0, 32)
+		for i, h := range hs {
+			if g.mayHold(h) {
+				cands = append(cands, i)
+			}
+		}
+	} else {
+		cands = make([]int, len(hs))
+		for i := range cands {
+			cands[i] = i
+		}
+	}
 	maybe := make([]int, 0, 16)
 	var buf []int64
 	for _, r := range ix.runs {
 		maybe = maybe[:0]
-		for i, h := range hs {
-			if r.mayHold(h) {
+		for _, i := range cands {
+			if r.mayHold(hs[i]) {
 				maybe = append(maybe, i)
 			}
 		}
@@ -372,6 +394,129 @@ func (ix *idIndex) background() {
 	}
 }
 
+// builder builds the global filter, after a start and whenever it holds
+// more ids than it was sized for. Until one is built, look-ups ask every
+// run's filters.
+func (ix *idIndex) builder() {
+	defer ix.stopped.Done()
+	for {
+		select {
+		case <-ix.stop:
+			return
+		case <-ix.build:
+		}
+		start := time.Now()
+		n, err := ix.buildGlobal()
+		if err != nil {
+			ix.log.Error("id index: global filter", "err", err)
+			// Again in a moment (a merge may have removed a run read).
+			time.AfterFunc(time.Second, func() {
+				select {
+				case ix.build <- struct{}{}:
+				default:
+				}
+			})
+			continue
+		}
+		if n >= 0 {
+			ix.log.Info("id index: global filter built", "ids", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+// buildGlobal builds a global filter from the runs, and returns how many
+// ids it read; -1 when the index is closing.
+func (ix *idIndex) buildGlobal() (int64, error) {
+	open := func(runs []*idRun) ([]*idRun, error) {
+		// Own handles, opened under mu: a merge may remove the files.
+		var out []*idRun
+		for _, r := range runs {
+			f, err := os.Open(r.path)
+			if err != nil {
+				for _, o := range out {
+					o.close()
+				}
+				return nil, err
+			}
+			out = append(out, &idRun{path: r.path, f: f, count: r.count, first: r.first, sums: r.sums})
+		}
+		return out, nil
+	}
+	read := func(f *blockFilter, runs []*idRun) (int64, error) {
+		defer func() {
+			for _, r := range runs {
+				r.close()
+			}
+		}()
+		var n int64
+		for _, r := range runs {
+			rr := newIDRunReader(r)
+			for {
+				ok, err := rr.next()
+				if err != nil {
+					return n, err
+				}
+				if !ok {
+					break
+				}
+				f.add(rr.cur.h)
+				if n++; n%(1<<20) == 0 {
+					select {
+					case <-ix.stop:
+						return -1, nil
+					default:
+					}
+				}
+			}
+		}
+		return n, nil
+	}
+	ix.mu.Lock()
+	var total int64
+	for _, r := range ix.runs {
+		total += r.count
+	}
+	snapTo := ix.covered
+	runs, err := open(ix.runs)
+	ix.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	f := newBlockFilter(total*3/2 + int64(4*ix.flushAt))
+	n, err := read(f, runs)
+	if err != nil || n < 0 {
+		return n, err
+	}
+	// From now on flushes fill f too; the runs written since the
+	// snapshot are read into it.
+	ix.mu.Lock()
+	ix.pending = f
+	var newer []*idRun
+	for _, r := range ix.runs {
+		if r.to > snapTo {
+			newer = append(newer, r)
+		}
+	}
+	newer, err = open(newer)
+	ix.mu.Unlock()
+	if err == nil {
+		var m int64
+		m, err = read(f, newer)
+		n += m
+		if m < 0 {
+			n = -1
+		}
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.pending = nil
+	if err != nil || n < 0 {
+		return n, err
+	}
+	ix.global = f
+	return n, nil
+}
+
 // step does one piece of background work, and reports whether it did.
 func (ix *idIndex) step() (bool, error) {
 	ix.work.Lock()
@@ -412,10 +557,36 @@ func (ix *idIndex) flush(force bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("flush: %w", err)
 	}
+	// The global filters learn the run's ids before the run replaces mem:
+	// a filter may hold more than the runs, never less.
+	ix.mu.Lock()
+	g, p := ix.global, ix.pending
+	ix.mu.Unlock()
+	addAll := func(f *blockFilter) {
+		for _, q := range pairs {
+			f.add(q.h)
+		}
+	}
+	for _, f := range []*blockFilter{g, p} {
+		if f != nil {
+			addAll(f)
+		}
+	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	for _, f := range []*blockFilter{ix.global, ix.pending} {
+		if f != nil && f != g && f != p {
+			addAll(f) // begun or finished meanwhile
+		}
+	}
 	ix.runs = append(ix.runs, r)
 	ix.covered = to
+	if ix.global != nil && ix.global.full() {
+		select {
+		case ix.build <- struct{}{}:
+		default:
+		}
+	}
 	// Drop from mem what the run holds: the ids committed up to to. Those
 	// committed since the copy stay.
 	for h, s := range ix.mem {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,14 +30,8 @@ func openSmall(tb testing.TB, path string) *Store {
 // settle runs the index's background work until none is left.
 func settle(tb testing.TB, s *Store) {
 	tb.Helper()
-	for {
-		did, err := s.ids.step()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if !did {
-			return
-		}
+	if err := s.SettleIDIndex(); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -315,5 +310,41 @@ func TestIDIndex_SharedHashes(t *testing.T) {
 	check("merged")
 	if strings.Contains(filepath.Base(r.path), "tmp") {
 		t.Fatal(r.path)
+	}
+}
+
+// The global filter never forgets a key, and answers "maybe" for few
+// others once it holds as many as it was sized for.
+func TestBlockFilter(t *testing.T) {
+	const n = 1 << 20
+	f := newBlockFilter(n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]uint64, n)
+	for i := range keys {
+		keys[i] = rng.Uint64()
+		f.add(keys[i])
+	}
+	for _, k := range keys {
+		if !f.mayHold(k) {
+			t.Fatalf("key %d added and not held", k)
+		}
+	}
+	fp := 0
+	for i := 0; i < n; i++ {
+		if f.mayHold(rng.Uint64()) {
+			fp++
+		}
+	}
+	rate := float64(fp) / n
+	t.Logf("false positives at capacity: %.2f%%", 100*rate)
+	if rate > 0.05 {
+		t.Fatalf("false positive rate %.3f at capacity, want at most 0.05", rate)
+	}
+	if f.full() {
+		t.Fatal("full at capacity")
+	}
+	f.add(1)
+	if !f.full() {
+		t.Fatal("not full past capacity")
 	}
 }

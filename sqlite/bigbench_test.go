@@ -19,8 +19,8 @@ package sqlite_test
 //
 // Afterwards the store is put back as it was: the events added are
 // deleted and the index folder restored from hard links taken before.
-// ODOMETER_BENCH_PROFILE names a file for a CPU profile of the batches of
-// new ids. The first use of a size also reports index-build-s: the first Open,
+// ODOMETER_BENCH_PROFILE and ODOMETER_BENCH_PROFILE_DUP name files for
+// CPU profiles of the batches of new ids and of duplicates. The first use of a size also reports index-build-s: the first Open,
 // which writes the index of a store that has none (as after an upgrade),
 // and its merges. Run:
 //
@@ -149,6 +149,7 @@ func benchIDIndex(b *testing.B, path string, n int) {
 	b.ReportMetric(float64(batches*ingestbench.Batch)/time.Since(start).Seconds(), "new-events/s")
 	stopProfile()
 	// The same batches again, as clients retrying, in another order.
+	stopProfile = profileTo(b, os.Getenv("ODOMETER_BENCH_PROFILE_DUP"))
 	start = time.Now()
 	for i := range reqs {
 		r := reqs[(i*7)%batches]
@@ -166,6 +167,7 @@ func benchIDIndex(b *testing.B, path string, n int) {
 		}
 	}
 	b.ReportMetric(float64(batches*ingestbench.Batch)/time.Since(start).Seconds(), "dup-events/s")
+	stopProfile()
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}

@@ -179,27 +179,67 @@ type ingestTx struct {
 
 // Stored implements odometer.IngestTx: the id index names the candidate
 // events of each id, and the events themselves, read by seq, confirm it.
+// The newest candidates are read first; only an id that none of them is
+// (an id whose hash another id shares, or whose event was deleted) is
+// looked up again, for every candidate.
 func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error) {
+	out := make(map[string]odometer.StoredEvent)
 	hs := make([]uint64, len(ids))
 	for i, id := range ids {
 		hs[i] = uint64(odometer.IDHash(id))
 	}
+	tried, err := t.confirmFound(ids, hs, true, nil, out)
+	if err != nil {
+		return nil, err
+	}
+	var again []string
+	for i, id := range ids {
+		if _, ok := out[id]; !ok && len(tried[i]) > 0 {
+			again = append(again, id)
+		}
+	}
+	if len(again) == 0 {
+		return out, nil
+	}
+	hs = hs[:0]
+	skip := map[int64]bool{}
+	for _, id := range again {
+		hs = append(hs, uint64(odometer.IDHash(id)))
+	}
+	for _, seqs := range tried {
+		for _, s := range seqs {
+			skip[s] = true
+		}
+	}
+	if _, err := t.confirmFound(again, hs, false, skip, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// confirmFound looks the hashes of ids up in the id index, reads the
+// events of the candidate seqs (but those of skip) and puts in out the ids
+// they confirm. It returns the candidates of each id.
+func (t *ingestTx) confirmFound(ids []string, hs []uint64, newest bool, skip map[int64]bool, out map[string]odometer.StoredEvent) (map[int][]int64, error) {
 	type cand struct {
 		seq int64
 		id  int // index in ids
 	}
 	var cands []cand
-	err := t.c.s.ids.lookup(hs, func(i int, seqs []int64) {
+	tried := map[int][]int64{}
+	err := t.c.s.ids.lookup(hs, newest, func(i int, seqs []int64) {
 		for _, s := range seqs {
-			cands = append(cands, cand{s, i})
+			if !skip[s] {
+				cands = append(cands, cand{s, i})
+				tried[i] = append(tried[i], s)
+			}
 		}
 	})
 	if err != nil {
 		return nil, storeError("find ids", err)
 	}
-	out := make(map[string]odometer.StoredEvent)
 	if len(cands) == 0 {
-		return out, nil
+		return tried, nil
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return cmpInt(a.seq, b.seq) })
 	want := make(map[int64][]int, len(cands))
@@ -221,7 +261,7 @@ func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error)
 			seqs = seqs[n:]
 		}
 	}
-	return out, nil
+	return tried, nil
 }
 
 // Insert implements odometer.IngestTx: the events take the next seqs.

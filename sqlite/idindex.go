@@ -22,17 +22,21 @@ import (
 //
 // The ids of the newest events are in a map in memory (mem). Every
 // flushAt of them, they are written, sorted by hash, to an immutable file:
-// a run, which covers a range of seqs (see run). Runs of about the same
+// a run, which covers a range of seqs (see idRun). Runs of about the same
 // size are merged in the background, four at a time, so that there are a
 // few of them, of sizes growing by four. In memory a run keeps only its
-// filters and the first hash of each block: about 1.2 bytes per id. A
-// lookup of a new id asks each run's filter, and reads a run only where
-// its filter answers "maybe" (0.4% of the time per run).
+// filters and the first hash of each block: about 1.2 bytes per id. In
+// front of all runs, a global filter (blockFilter) holds every id of every
+// run: a new id costs one cache line there. An id it may hold asks each
+// run's filters, and a run is read only where its filter answers "maybe"
+// (0.4% of the time per run).
 //
 // At start the runs are opened (their meta read and checked, not their
 // pairs) and only the events after the last run are read into mem: start
 // does not read every id. A run that fails a check, or a range that no
-// run covers, is rebuilt from the events table.
+// run covers, is rebuilt from the events table. The global filter is not
+// kept on disk: it is built in the background after a start, and until
+// it is, look-ups ask every run's filters.
 type idIndex struct {
 	dir string
 	db  *sql.DB
@@ -278,7 +282,13 @@ func (ix *idIndex) committedUpTo(ids []pair, last int64) {
 // lookup calls found with the seqs stored under each hash that has any.
 // It holds mu: no run is removed while it reads them. Each run's filters
 // are asked about every hash in one loop, whose memory accesses overlap.
-func (ix *idIndex) lookup(hs []uint64, found func(i int, seqs []int64)) error {
+//
+// With newest, the search of a hash stops at the newest place that holds
+// it (mem, then the runs from the newest): the seqs found are those of the
+// most recent ids with that hash, usually the one asked about, where a
+// retry's id is found at the cost of one run. A caller that finds none of
+// them to be its id asks again without newest, for every seq.
+func (ix *idIndex) lookup(hs []uint64, newest bool, found func(i int, seqs []int64)) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	var seqs map[int][]int64
@@ -288,36 +298,32 @@ func (ix *idIndex) lookup(hs []uint64, found func(i int, seqs []int64)) error {
 		}
 		seqs[i] = append(seqs[i], s...)
 	}
+	// The global filter first: most new ids end there.
+	g := ix.global
+	cands := make([]int, 0, 32)
 	for i, h := range hs {
 		if s, ok := ix.mem[h]; ok {
 			add(i, s)
 			add(i, ix.extra[h]...)
-		}
-	}
-	// The global filter first: most new ids end there.
-	var cands []int
-	if g := ix.global; g != nil {
-		cands = make([]int, 0, 32)
-		for i, h := range hs {
-			if g.mayHold(h) {
-				cands = append(cands, i)
+			if newest {
+				continue
 			}
 		}
-	} else {
-		cands = make([]int, len(hs))
-		for i := range cands {
-			cands[i] = i
+		if g == nil || g.mayHold(h) {
+			cands = append(cands, i)
 		}
 	}
 	maybe := make([]int, 0, 16)
 	var buf []int64
-	for _, r := range ix.runs {
+	for k := len(ix.runs) - 1; k >= 0 && len(cands) > 0; k-- {
+		r := ix.runs[k]
 		maybe = maybe[:0]
 		for _, i := range cands {
 			if r.mayHold(hs[i]) {
 				maybe = append(maybe, i)
 			}
 		}
+		var held []int
 		for _, i := range maybe {
 			var err error
 			if buf, err = r.find(hs[i], buf[:0], ix.buf); err != nil {
@@ -327,7 +333,14 @@ func (ix *idIndex) lookup(hs []uint64, found func(i int, seqs []int64)) error {
 			}
 			if len(buf) > 0 {
 				add(i, buf...)
+				held = append(held, i)
 			}
+		}
+		if newest && len(held) > 0 {
+			cands = slices.DeleteFunc(cands, func(i int) bool {
+				_, ok := slices.BinarySearch(held, i)
+				return ok
+			})
 		}
 	}
 	for i := range hs {

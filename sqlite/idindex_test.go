@@ -118,6 +118,28 @@ func TestIDIndex_Runs(t *testing.T) {
 	if slices.Contains(dup, true) {
 		t.Fatal("a new id reported as a duplicate after a restart")
 	}
+
+	// Deleted, their ids are new again, though the runs still name the
+	// seqs of the deleted events; and sent once more, duplicates of the
+	// new events.
+	if _, err := s.DeleteEvents(context.Background(), odometer.EventFilter{CustomerID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, wantDup := range []bool{false, true} {
+		for i := 0; i < n; i += 500 {
+			evs := idEvents(i, 500)
+			dup, err := s.CreateEvents(context.Background(), evs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, d := range dup {
+				if d != wantDup || evs[k].Seq <= n+100 {
+					t.Fatalf("%s after the delete: duplicate %v, seq %d; want %v, a new seq", evs[k].ID, d, evs[k].Seq, wantDup)
+				}
+			}
+			settle(t, s)
+		}
+	}
 }
 
 // A damaged, missing or half-written run is never trusted: it is rebuilt
@@ -265,7 +287,7 @@ func TestIDIndex_SharedHashes(t *testing.T) {
 			hs = append(hs, h)
 		}
 		got := map[uint64]int{}
-		if err := ix.lookup(hs, func(i int, seqs []int64) { got[hs[i]] = len(seqs) }); err != nil {
+		if err := ix.lookup(hs, false, func(i int, seqs []int64) { got[hs[i]] = len(seqs) }); err != nil {
 			t.Fatal(err)
 		}
 		for h, w := range want {
@@ -299,6 +321,14 @@ func TestIDIndex_SharedHashes(t *testing.T) {
 		}
 	}
 	check("in two runs")
+	// The newest place that holds a hash: the second run, for those in it.
+	var newest int
+	if err := ix.lookup([]uint64{100e15}, true, func(i int, seqs []int64) { newest = len(seqs) }); err != nil {
+		t.Fatal(err)
+	}
+	if newest != 1 {
+		t.Fatalf("newest: %d seqs, want 1", newest)
+	}
 	r, err := ix.mergeRuns(ix.runs)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ func BigStore(tb testing.TB, n int) string {
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(tmp + suffix)
 	}
+	os.RemoveAll(tmp + ".ids")
 	start := time.Now()
 	// The schema, through the store's migrations.
 	s, err := sqlite.Open(context.Background(), tmp)
@@ -135,6 +136,9 @@ func BigStore(tb testing.TB, n int) string {
 	for _, suffix := range []string{"-wal", "-shm"} {
 		os.Remove(tmp + suffix)
 	}
+	// The index of the empty store: the first Open of the store builds
+	// the real one.
+	os.RemoveAll(tmp + ".ids")
 	if err := os.Rename(tmp, path); err != nil {
 		tb.Fatal(err)
 	}

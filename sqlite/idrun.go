@@ -356,7 +356,12 @@ func (r *idRun) decodeMeta(b []byte) error {
 		f.SegmentCountLength = binary.LittleEndian.Uint32(b[28:])
 		n := int(binary.LittleEndian.Uint32(b[32:]))
 		b = b[36:]
-		if short(n) || uint64(f.SegmentCountLength)+2*uint64(f.SegmentLength) > uint64(n) {
+		// The shape of a binary fuse filter, so that no look-up reads past
+		// its fingerprints: segments of a power of two, the mask one less,
+		// and two segments after the last that a key starts in.
+		l := uint64(f.SegmentLength)
+		if short(n) || l == 0 || l&(l-1) != 0 || uint64(f.SegmentLengthMask) != l-1 ||
+			uint64(f.SegmentCountLength)%l != 0 || uint64(f.SegmentCountLength)+2*l != uint64(n) {
 			return errDamaged
 		}
 		f.Fingerprints = slices.Clone(b[:n])

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,6 +158,7 @@ type killFigures struct {
 	unexpected        int
 	stored            int // events read back
 	startKills        int // kills during start-up
+	startKillsEarly   int // of them, before the server listened
 }
 
 // TestKillIngest posts events from many goroutines, kills the server with
@@ -247,6 +249,9 @@ func TestKillIngest(t *testing.T) {
 			time.Sleep(rand.N(60 * time.Millisecond))
 			s.Kill()
 			fig.startKills++
+			if !strings.Contains(s.Output(), "odometer serving") {
+				fig.startKillsEarly++ // before it listened: while it opened the store
+			}
 		}
 
 		srv = startServer(t, opts)
@@ -309,9 +314,9 @@ func TestKillIngest(t *testing.T) {
 	checkDailyAggregates(t, srv, events)
 
 	report(t, "kill test: cycles %d; requests %d (%d events); acknowledged %d (%d events); "+
-		"retried %d (%d events, %d of them stored before the kill); kills during start-up %d; stored %d events; lost %d; duplicated %d; unexpected %d",
+		"retried %d (%d events, %d of them stored before the kill); kills during start-up %d (%d before the server listened); stored %d events; lost %d; duplicated %d; unexpected %d",
 		fig.cycles, fig.requests, fig.events, fig.acked, fig.ackedEv,
-		fig.retried, fig.retriedE, fig.storedBefore, fig.startKills, fig.stored, fig.lost, fig.duplicated, fig.unexpected)
+		fig.retried, fig.retriedE, fig.storedBefore, fig.startKills, fig.startKillsEarly, fig.stored, fig.lost, fig.duplicated, fig.unexpected)
 	if fig.lost != 0 || fig.duplicated != 0 || fig.unexpected != 0 || mismatch != 0 {
 		t.Fatalf("lost %d, duplicated %d, unexpected %d, changed %d: want 0 each", fig.lost, fig.duplicated, fig.unexpected, mismatch)
 	}

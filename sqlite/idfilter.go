@@ -1,6 +1,13 @@
 package sqlite
 
 import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 )
 
@@ -70,3 +77,116 @@ func (f *blockFilter) mayHold(h uint64) bool {
 
 // full reports whether the filter holds more keys than it was sized for.
 func (f *blockFilter) full() bool { return f.n.Load() > f.cap }
+
+// The global filter is written beside the runs when the store closes, so
+// that a restart after a clean stop need not build it again: magic, the
+// seq the runs covered, capacity, keys, number of words, the words, and a
+// CRC-32C of all that. It is used only if the runs cover the same seqs at
+// the next start, and only if its checksum holds; otherwise it is built
+// again in the background.
+const (
+	globalFile  = "global.filter"
+	globalMagic = "odg1"
+)
+
+func (f *blockFilter) write(path string, covered int64) error {
+	tmp := path + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	defer out.Close()
+	w := bufio.NewWriterSize(out, 1<<20)
+	sum := crc32.New(castagnoli)
+	mw := io.MultiWriter(w, sum)
+	head := []byte(globalMagic)
+	for _, v := range []uint64{uint64(covered), uint64(f.cap), uint64(f.n.Load()), uint64(len(f.blocks))} {
+		head = binary.LittleEndian.AppendUint64(head, v)
+	}
+	if _, err := mw.Write(head); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 1<<16)
+	for i := range f.blocks {
+		buf = binary.LittleEndian.AppendUint32(buf, atomic.LoadUint32(&f.blocks[i]))
+		if len(buf) == cap(buf) {
+			if _, err := mw.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	if _, err := mw.Write(buf); err != nil {
+		return err
+	}
+	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32())); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// readBlockFilter reads the global filter written at path for runs that
+// covered seqs up to covered. It answers errDamaged for a file that fails
+// a check, errStale for one written for other runs.
+func readBlockFilter(path string, covered int64) (*blockFilter, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r := bufio.NewReaderSize(in, 1<<20)
+	sum := crc32.New(castagnoli)
+	tr := io.TeeReader(r, sum)
+	head := make([]byte, 4+4*8)
+	if _, err := io.ReadFull(tr, head); err != nil || string(head[:4]) != globalMagic {
+		return nil, errDamaged
+	}
+	u := func(i int) uint64 { return binary.LittleEndian.Uint64(head[4+8*i:]) }
+	words := u(3)
+	if words%8 != 0 || words == 0 || uint64(fi.Size()) != uint64(len(head))+4*words+4 {
+		return nil, errDamaged
+	}
+	f := &blockFilter{blocks: make([]uint32, words), cap: int64(u(1))}
+	f.n.Store(int64(u(2)))
+	buf := make([]byte, 1<<16)
+	for i := uint64(0); i < words; {
+		n := min(uint64(len(buf)/4), words-i)
+		if _, err := io.ReadFull(tr, buf[:4*n]); err != nil {
+			return nil, errDamaged
+		}
+		for k := uint64(0); k < n; k++ {
+			f.blocks[i+k] = binary.LittleEndian.Uint32(buf[4*k:])
+		}
+		i += n
+	}
+	want := sum.Sum32()
+	var tail [4]byte
+	if _, err := io.ReadFull(r, tail[:]); err != nil || binary.LittleEndian.Uint32(tail[:]) != want {
+		return nil, errDamaged
+	}
+	if int64(u(0)) != covered {
+		return nil, errStale
+	}
+	return f, nil
+}
+
+// errStale reports a global filter written for other runs than those of
+// the index.
+var errStale = errors.New("id index: global filter of other runs")

@@ -92,10 +92,22 @@ func openIDIndex(ctx context.Context, path string, db *sql.DB, maxSeq int64, log
 		ix.closeRuns()
 		return nil, err
 	}
+	// The global filter of the last clean stop, if it is for these runs
+	// and whole; else one is built in the background.
+	g, err := readBlockFilter(filepath.Join(ix.dir, globalFile), ix.covered)
+	switch {
+	case err == nil:
+		ix.global = g
+	case errors.Is(err, errDamaged):
+		ix.log.Warn("id index: damaged global filter; it is built again from the runs")
+	}
+	os.Remove(filepath.Join(ix.dir, globalFile+".tmp"))
 	ix.stopped.Add(2)
 	go ix.background()
 	go ix.builder()
-	ix.build <- struct{}{}
+	if ix.global == nil || ix.global.full() {
+		ix.build <- struct{}{}
+	}
 	return ix, nil
 }
 
@@ -362,11 +374,19 @@ func (ix *idIndex) poke() {
 // closes the runs. mem is not written: the next start reads it again from
 // the events.
 func (ix *idIndex) close() {
-	ix.closeOnce.Do(func() { close(ix.stop) })
+	first := false
+	ix.closeOnce.Do(func() { close(ix.stop); first = true })
 	ix.stopped.Wait()
 	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	// Nothing runs any more: the global filter holds every id of the runs,
+	// which cover seqs up to covered. It is kept for the next start.
+	if first && ix.global != nil && !ix.global.full() {
+		if err := ix.global.write(filepath.Join(ix.dir, globalFile), ix.covered); err != nil {
+			ix.log.Warn("id index: global filter not kept", "err", err)
+		}
+	}
 	ix.closeRuns()
-	ix.mu.Unlock()
 }
 
 func (ix *idIndex) closeRuns() {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -109,6 +110,12 @@ func TestIDIndex_Runs(t *testing.T) {
 	if got := runFiles(t, path); !slices.Equal(got, files) {
 		t.Fatalf("runs after a restart %v, want those before %v", got, files)
 	}
+	s.ids.mu.Lock()
+	kept := s.ids.global != nil
+	s.ids.mu.Unlock()
+	if !kept {
+		t.Fatal("the global filter kept at the clean stop was not used")
+	}
 	sendAll(t, s, n, true)
 	evs := idEvents(n, 100)
 	dup, err := s.CreateEvents(context.Background(), evs)
@@ -168,6 +175,23 @@ func TestIDIndex_Damaged(t *testing.T) {
 		}},
 		{"Missing", func(tb testing.TB, path string, runs []string) { os.Remove(runs[0]) }},
 		{"MissingFolder", func(tb testing.TB, path string, runs []string) { os.RemoveAll(path + ".ids") }},
+		{"GlobalFilter", func(tb testing.TB, path string, runs []string) {
+			g := filepath.Join(path+".ids", globalFile)
+			if _, err := os.Stat(g); err != nil {
+				tb.Fatalf("no global filter kept at the clean stop: %v", err)
+			}
+			flipByte(tb, g, 100)
+		}},
+		{"GlobalFilterCut", func(tb testing.TB, path string, runs []string) {
+			g := filepath.Join(path+".ids", globalFile)
+			fi, err := os.Stat(g)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := os.Truncate(g, fi.Size()-1); err != nil {
+				tb.Fatal(err)
+			}
+		}},
 		{"Leftover", func(tb testing.TB, path string, runs []string) {
 			if err := os.WriteFile(runs[0]+".tmp", []byte("half a run"), 0o644); err != nil {
 				tb.Fatal(err)
@@ -376,5 +400,44 @@ func TestBlockFilter(t *testing.T) {
 	f.add(1)
 	if !f.full() {
 		t.Fatal("not full past capacity")
+	}
+}
+
+// A global filter damaged, cut or written for other runs is not used.
+func TestReadBlockFilter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), globalFile)
+	f := newBlockFilter(1000)
+	for i := uint64(0); i < 1000; i++ {
+		f.add(i * 7919)
+	}
+	if err := f.write(path, 42); err != nil {
+		t.Fatal(err)
+	}
+	g, err := readBlockFilter(path, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < 1000; i++ {
+		if !g.mayHold(i * 7919) {
+			t.Fatalf("key %d lost", i*7919)
+		}
+	}
+	if g.n.Load() != 1000 || g.cap != 1000 {
+		t.Fatalf("n %d cap %d", g.n.Load(), g.cap)
+	}
+	if _, err := readBlockFilter(path, 43); !errors.Is(err, errStale) {
+		t.Fatalf("other runs: %v, want errStale", err)
+	}
+	for _, off := range []int64{0, 10, 40, 500, -1} {
+		b, _ := os.ReadFile(path)
+		bad := filepath.Join(t.TempDir(), globalFile)
+		if off < 0 {
+			off += int64(len(b))
+		}
+		b[off] ^= 1
+		os.WriteFile(bad, b, 0o644)
+		if _, err := readBlockFilter(bad, 42); !errors.Is(err, errDamaged) {
+			t.Fatalf("byte %d flipped: %v, want errDamaged", off, err)
+		}
 	}
 }

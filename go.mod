@@ -3,6 +3,7 @@ module github.com/odometer-dev/odometer
 go 1.26.8
 
 require (
+	github.com/FastFilter/xorfilter v0.4.2-0.20260120015552-4e5a4d9df65a
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/ncruces/go-sqlite3 v0.37.0

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,249 +39,122 @@ func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bo
 	return s.ingest.Submit(ctx, events)
 }
 
-// commit stores a group in one transaction. A request with a conflicting
-// id fails alone; a store error fails every request of the group, and none
-// is acknowledged.
+// commit stores a group in one transaction, settled by
+// odometer.SettleGroup. A request with a conflicting id fails alone; a
+// store error fails every request of the group, and none is acknowledged.
 //
-// Ids repeated within the group are settled before the insert. An id
-// already stored is found by the insert itself (ON CONFLICT DO NOTHING):
-// if it was stored with another fingerprint, the transaction is rolled
-// back and the group is stored again without that request. Conflicts are
-// client errors, rare, so the common case is one statement per group, and
-// no subtransaction: a savepoint per request would exceed PostgreSQL's
-// cache of 64 subtransactions in large groups, and slow every snapshot on
-// the server.
+// The transaction takes the ingest lock before it looks ids up: commits of
+// events go one at a time over all replicas, so that seq order is commit
+// order and no id is inserted by another between the look-up and the
+// insert. (A delete does not take the lock: an id found and then deleted
+// before the commit is answered as the duplicate it was when found.)
 func (c *committer) commit(group []*odometer.IngestRequest) {
-	fail := func(err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	err := c.try(ctx, group)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errUnavailable
+	}
+	if err != nil {
 		for _, r := range group {
 			if r.Err == nil {
 				r.Err, r.Dup = err, nil
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	// stale: the requests with an id stored with another fingerprint. They
-	// have failed, and the group is stored without them.
-	stale := map[*odometer.IngestRequest]bool{}
-	for races := 0; ; {
-		again, err := c.try(ctx, group, stale)
-		if err == errDeletedMeanwhile && races < 3 {
-			races++
-			continue
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = errUnavailable
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		if !again {
-			return
-		}
-	}
 }
 
-// errDeletedMeanwhile: a try raced with a delete of the ids it stores; the
-// group is stored anew.
-var errDeletedMeanwhile = errors.New("insert events: an id was deleted while it was stored again")
-
-// row is one event to insert: request r's event i.
-type row struct {
-	r *odometer.IngestRequest
-	i int
-}
-
-// ref names the event that stores an id within the group.
-type ref struct {
-	fp int64
-	row
-}
-
-// try stores the requests of the group that are not stale. It reports
-// again when it found a request to be stale, rolled back, and the rest
-// must be stored anew.
-func (c *committer) try(ctx context.Context, group []*odometer.IngestRequest, stale map[*odometer.IngestRequest]bool) (again bool, err error) {
+func (c *committer) try(ctx context.Context, group []*odometer.IngestRequest) error {
 	s := c.s
-	var rows []row
-	// dupOf: the duplicate dup takes the Seq of the event of.
-	type dupOf struct{ dup, of row }
-	var sames []dupOf
-	added := map[string]ref{} // client ids stored by the group
-	var in insertArrays
-	for _, r := range group {
-		if stale[r] {
-			continue
-		}
-		r.Err = nil
-		r.Dup = make([]bool, len(r.Events))
-		mine := map[string]ref{}
-		start := len(rows)
-		var mySames []dupOf
-		for i := range r.Events {
-			e := &r.Events[i]
-			fp := e.Fingerprint()
-			if e.ClientID {
-				p, ok := mine[e.ID]
-				if !ok {
-					p, ok = added[e.ID]
-				}
-				if ok {
-					if p.fp != fp {
-						r.Err = odometer.ConflictError(e.ID)
-						break
-					}
-					r.Dup[i] = true
-					mySames = append(mySames, dupOf{row{r, i}, p.row})
-					continue
-				}
-				mine[e.ID] = ref{fp, row{r, i}}
-			}
-			rows = append(rows, row{r, i})
-			in.add(e, fp)
-		}
-		if r.Err != nil {
-			r.Dup = nil
-			rows = rows[:start]
-			in.truncate(start)
-			continue
-		}
-		for id, p := range mine {
-			added[id] = p
-		}
-		sames = append(sames, mySames...)
-	}
-	if len(rows) == 0 {
-		return false, nil
-	}
-
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return false, storeError("insert events", err)
+		return storeError("insert events", err)
 	}
 	defer conn.Release()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return false, storeError("insert events", err)
+		return storeError("insert events", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	// The ingest lock makes commits of events one at a time, over all
-	// replicas, so that seq order is commit order.
-	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.ingestKey)
-	b.Queue(insertEvents, in.ids, in.client, in.fps, in.types, in.customers, in.values, in.metadata, in.ts, in.received)
-	br := tx.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return false, storeError("lock ingest", err)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.ingestKey); err != nil {
+		return storeError("lock ingest", err)
 	}
-	res, err := br.Query()
+	if err := odometer.SettleGroup(group, &ingestTx{ctx: ctx, tx: tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return storeError("commit", err)
+	}
+	return nil
+}
+
+// ingestTx is the odometer.IngestTx of one commit.
+type ingestTx struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+// Stored implements odometer.IngestTx, through the unique index of the
+// client ids.
+func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT id, fp, seq FROM events WHERE client AND id = ANY($1)`, ids)
 	if err != nil {
-		br.Close()
-		return false, storeError("insert events", err)
+		return nil, storeError("find ids", err)
 	}
-	var seqs []int64
-	for res.Next() {
+	defer rows.Close()
+	out := map[string]odometer.StoredEvent{}
+	for rows.Next() {
+		var id string
+		var st odometer.StoredEvent
+		if err := rows.Scan(&id, &st.Fingerprint, &st.Seq); err != nil {
+			return nil, storeError("find ids", err)
+		}
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeError("find ids", err)
+	}
+	return out, nil
+}
+
+// Insert implements odometer.IngestTx: one statement for every event.
+func (t *ingestTx) Insert(events []*odometer.Event, fps []int64) error {
+	var in insertArrays
+	for i, e := range events {
+		in.add(e, fps[i])
+	}
+	rows, err := t.tx.Query(t.ctx, insertEvents, in.ids, in.client, in.fps, in.types, in.customers, in.values, in.metadata, in.ts, in.received)
+	if err != nil {
+		return storeError("insert events", err)
+	}
+	defer rows.Close()
+	seqs := make([]int64, 0, len(events))
+	for rows.Next() {
 		var seq int64
-		if err := res.Scan(&seq); err != nil {
-			res.Close()
-			br.Close()
-			return false, storeError("insert events", err)
+		if err := rows.Scan(&seq); err != nil {
+			return storeError("insert events", err)
 		}
 		seqs = append(seqs, seq)
 	}
-	res.Close()
-	if err := res.Err(); err != nil {
-		br.Close()
-		return false, storeError("insert events", err)
+	if err := rows.Err(); err != nil {
+		return storeError("insert events", err)
 	}
-	if err := br.Close(); err != nil {
-		return false, storeError("insert events", err)
+	if len(seqs) != len(events) {
+		return storeError("insert events", fmt.Errorf("%d rows inserted of %d", len(seqs), len(events)))
 	}
 	// The rows were inserted in order, so their seqs ascend with them.
 	slices.Sort(seqs)
-
-	// Rows not inserted carry a client id stored before: a duplicate, or a
-	// conflict that makes its request stale. Found by their ids, they are
-	// told from the rows just inserted by their seqs.
-	type stored struct{ fp, seq int64 }
-	var before map[string]stored
-	if len(seqs) < len(rows) {
-		now := make(map[int64]bool, len(seqs))
-		for _, q := range seqs {
-			now[q] = true
-		}
-		var ids []string
-		for _, w := range rows {
-			if e := &w.r.Events[w.i]; e.ClientID {
-				ids = append(ids, e.ID)
-			}
-		}
-		q, err := tx.Query(ctx, `SELECT id, fp, seq FROM events WHERE client AND id = ANY($1)`, ids)
-		if err != nil {
-			return false, storeError("find ids", err)
-		}
-		before = map[string]stored{}
-		for q.Next() {
-			var id string
-			var st stored
-			if err := q.Scan(&id, &st.fp, &st.seq); err != nil {
-				q.Close()
-				return false, storeError("find ids", err)
-			}
-			if !now[st.seq] {
-				before[id] = st
-			}
-		}
-		q.Close()
-		if err := q.Err(); err != nil {
-			return false, storeError("find ids", err)
-		}
-		if len(before)+len(seqs) != len(rows) {
-			// A row was neither inserted nor found: deleted between the
-			// two statements (deletes do not take the ingest lock).
-			return false, errDeletedMeanwhile
-		}
-		for k, w := range rows {
-			e := &w.r.Events[w.i]
-			if st, ok := before[e.ID]; ok && e.ClientID && st.fp != in.fps[k] {
-				stale[w.r] = true
-				w.r.Err, w.r.Dup = odometer.ConflictError(e.ID), nil
-				again = true
-			}
-		}
-		if again {
-			return true, nil // rolled back by the deferred Rollback
-		}
+	for i, e := range events {
+		e.Seq = seqs[i]
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, storeError("commit", err)
-	}
-
-	k := 0
-	for _, w := range rows {
-		e := &w.r.Events[w.i]
-		if st, ok := before[e.ID]; ok && e.ClientID {
-			w.r.Dup[w.i] = true
-			e.Seq = st.seq
-			continue
-		}
-		e.Seq = seqs[k]
-		k++
-	}
-	for _, d := range sames {
-		d.dup.r.Events[d.dup.i].Seq = d.of.r.Events[d.of.i].Seq
-	}
-	return false, nil
+	return nil
 }
 
-// insertEvents inserts rows from arrays in their order, skipping client
-// ids already stored, and returns the seq of each row inserted.
+// insertEvents inserts rows from arrays in their order, and returns the
+// seq of each row inserted.
 const insertEvents = `INSERT INTO events (id, client, fp, event_type, customer_id, value, metadata, ts, received_at)
 	SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::text[], $5::text[], $6::float8[], $7::bytea[],
 		$8::timestamptz[], $9::timestamptz[])
-	ON CONFLICT (id) WHERE client DO NOTHING
 	RETURNING seq`
 
 // insertArrays are the columns of the rows to insert.
@@ -306,11 +180,6 @@ func (a *insertArrays) add(e *odometer.Event, fp int64) {
 	a.metadata = append(a.metadata, e.Metadata)
 	a.ts = append(a.ts, ms(e.Time))
 	a.received = append(a.received, ms(e.ReceivedAt))
-}
-
-func (a *insertArrays) truncate(n int) {
-	a.ids, a.client, a.fps, a.types, a.customers = a.ids[:n], a.client[:n], a.fps[:n], a.types[:n], a.customers[:n]
-	a.values, a.metadata, a.ts, a.received = a.values[:n], a.metadata[:n], a.ts[:n], a.received[:n]
 }
 
 // FindEvents implements odometer.EventStore.

@@ -33,8 +33,9 @@ func BenchmarkBaseline(b *testing.B) {
 	}
 }
 
-// BenchmarkOpen opens the store on the prefill: the cost is loading the
-// in-memory id index. heap-MB is what the open store holds.
+// BenchmarkOpen opens the store on the prefill, with its id index written
+// (see BenchmarkIDIndex for larger stores). heap-MB is what the open store
+// holds.
 func BenchmarkOpen(b *testing.B) {
 	path := ingestbench.CopyBase(b)
 	ctx := context.Background()

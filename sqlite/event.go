@@ -4,56 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/odometer-dev/odometer"
 )
-
-// idIndex maps the hash of every stored client id to the seq of its event.
-// It lives in memory, loaded at start, because a B-tree index on random ids
-// makes every insert dirty a random page: at millions of events that costs
-// more than the insert itself. Two ids with one hash keep every seq.
-type idIndex struct {
-	mu    sync.RWMutex
-	seq   map[int64]int64
-	extra map[int64][]int64 // further seqs of hashes shared by several ids
-}
-
-func loadIDIndex(ctx context.Context, db *sql.DB) (*idIndex, error) {
-	ix := &idIndex{seq: make(map[int64]int64), extra: make(map[int64][]int64)}
-	rows, err := db.QueryContext(ctx, `SELECT idh, seq FROM events WHERE idh IS NOT NULL`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var h, seq int64
-		if err := rows.Scan(&h, &seq); err != nil {
-			return nil, err
-		}
-		ix.add(h, seq)
-	}
-	return ix, rows.Err()
-}
-
-func (ix *idIndex) add(h, seq int64) {
-	if _, ok := ix.seq[h]; ok {
-		ix.extra[h] = append(ix.extra[h], seq)
-		return
-	}
-	ix.seq[h] = seq
-}
-
-// lookup returns the seqs stored under h; the caller holds mu.
-func (ix *idIndex) lookup(h int64) []int64 {
-	s, ok := ix.seq[h]
-	if !ok {
-		return nil
-	}
-	return append([]int64{s}, ix.extra[h]...)
-}
 
 // committer stores the groups of the group commit, so that concurrent
 // requests share one fsync. It owns the write connection's prepared
@@ -65,12 +21,12 @@ type committer struct {
 
 	// Statements prepared on the one write connection, for the
 	// committer's life.
-	stmts map[int]*sql.Stmt
-	get   *sql.Stmt
+	stmts map[int]*sql.Stmt // INSERT of n rows
+	find  map[int]*sql.Stmt // SELECT of the events of n seqs
 }
 
 func newCommitter(s *Store, maxSeq int64) *committer {
-	c := &committer{s: s, nextSeq: maxSeq + 1, stmts: map[int]*sql.Stmt{}}
+	c := &committer{s: s, nextSeq: maxSeq + 1, stmts: map[int]*sql.Stmt{}, find: map[int]*sql.Stmt{}}
 	c.GroupCommit = odometer.NewGroupCommit(c.commit)
 	return c
 }
@@ -84,13 +40,10 @@ func (c *committer) close() {
 
 // CreateEvents implements odometer.EventStore.
 func (s *Store) CreateEvents(ctx context.Context, events []odometer.Event) ([]bool, error) {
+	if s.ingest == nil {
+		return nil, errors.New("create events: store opened without ingest")
+	}
 	return s.ingest.Submit(ctx, events)
-}
-
-type pendingID struct {
-	id  string
-	fp  int64
-	seq int64
 }
 
 // rowsPerInsert is the rows of one multi-row INSERT: one statement of 100
@@ -140,7 +93,7 @@ func (w *inserter) flush() error {
 // transaction begins: the write pool's one connection is the
 // transaction's until it ends.
 func (c *committer) prepare(ctx context.Context) error {
-	if c.get != nil {
+	if len(c.find) > 0 {
 		return nil
 	}
 	for _, n := range []int{rowsPerInsert, 10, 1} {
@@ -151,13 +104,13 @@ func (c *committer) prepare(ctx context.Context) error {
 			return err
 		}
 		c.stmts[n] = st
+		q = `SELECT seq, id, fp FROM events WHERE seq IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
+		if st, err = c.s.write.PrepareContext(ctx, q); err != nil {
+			c.closeStmts()
+			return err
+		}
+		c.find[n] = st
 	}
-	st, err := c.s.write.PrepareContext(ctx, `SELECT id, fp FROM events WHERE seq = ?`)
-	if err != nil {
-		c.closeStmts()
-		return err
-	}
-	c.get = st
 	return nil
 }
 
@@ -167,166 +120,42 @@ func (c *committer) closeStmts() {
 		st.Close()
 		delete(c.stmts, n)
 	}
-	if c.get != nil {
-		c.get.Close()
-		c.get = nil
+	for n, st := range c.find {
+		st.Close()
+		delete(c.find, n)
 	}
 }
 
-// commit stores a group in one transaction. A request with a conflicting
-// id fails alone; a store error fails every request of the group, and none
-// is acknowledged.
-//
-// A new id goes into the in-memory index as soon as it is known to be new,
-// while its slot in the map is still in the CPU cache: looking it up and
-// adding it after the commit would touch a random place of a large map
-// twice. The ids of a request that fails, or of a group whose transaction
-// fails, are taken out again.
+// commit stores a group in one transaction, settled by
+// odometer.SettleGroup. A request with a conflicting id fails alone; a
+// store error fails every request of the group, and none is acknowledged.
+// The ids stored go into the id index once the transaction is committed.
 func (c *committer) commit(group []*odometer.IngestRequest) {
-	s := c.s
-	ctx := context.Background()
-	var early []int64 // hashes put in the index by this group
 	fail := func(err error) {
 		for _, r := range group {
 			if r.Err == nil {
 				r.Err, r.Dup = err, nil
 			}
 		}
-		for _, h := range early {
-			delete(s.ids.seq, h)
-		}
 	}
-	s.ids.mu.Lock()
-	defer s.ids.mu.Unlock()
+	ctx := context.Background()
 	if err := c.prepare(ctx); err != nil {
 		fail(storeError("prepare", err))
 		return
 	}
-	tx, err := s.write.BeginTx(ctx, nil)
+	tx, err := c.s.write.BeginTx(ctx, nil)
 	if err != nil {
 		fail(storeError("begin", err))
 		return
 	}
 	defer tx.Rollback()
-	w := &inserter{c: c, ctx: ctx, tx: tx, args: make([]any, 0, rowsPerInsert*insertArgs)}
-
-	seq := c.nextSeq
-	added := map[string]pendingID{} // ids stored by this group
-	var later []pendingID           // ids to index after the commit
-	var fps, hs []int64             // the fingerprint and id hash of each event of a request
-	for _, r := range group {
-		r.Dup = make([]bool, len(r.Events))
-		if cap(fps) < len(r.Events) {
-			fps, hs = make([]int64, len(r.Events)), make([]int64, len(r.Events))
-		}
-		fps, hs = fps[:len(r.Events)], hs[:len(r.Events)]
-		mine := make(map[string]int, len(r.Events)) // id -> index within the request
-		mineEarly := len(early)
-		var mineLater []pendingID
-		next := seq // the seq the next new event of the request will have
-		for i := range r.Events {
-			e := &r.Events[i]
-			fps[i] = e.Fingerprint()
-			if !e.ClientID {
-				next++
-				continue
-			}
-			if j, ok := mine[e.ID]; ok {
-				if fps[j] != fps[i] {
-					r.Err = odometer.ConflictError(e.ID)
-					break
-				}
-				r.Dup[i] = true
-				continue
-			}
-			mine[e.ID] = i
-			h := odometer.IDHash(e.ID)
-			hs[i] = h
-			found := false
-			if p, ok := added[e.ID]; ok {
-				found = true
-				if p.fp != fps[i] {
-					r.Err = odometer.ConflictError(e.ID)
-				}
-				e.Seq = p.seq
-			}
-			var olds []int64
-			if !found {
-				olds = s.ids.lookup(h)
-			}
-			if len(olds) > 0 {
-				// The rows of this group so far must be visible to the query.
-				if err := w.flush(); err != nil {
-					fail(storeError("insert event", err))
-					return
-				}
-			}
-			for _, old := range olds {
-				if found {
-					break
-				}
-				var id string
-				var fp int64
-				if err := tx.StmtContext(ctx, c.get).QueryRowContext(ctx, old).Scan(&id, &fp); err != nil {
-					if errors.Is(err, sql.ErrNoRows) {
-						continue // deleted since, or not yet stored
-					}
-					fail(storeError("find id", err))
-					return
-				}
-				if id == e.ID {
-					found = true
-					if fp != fps[i] {
-						r.Err = odometer.ConflictError(e.ID)
-					}
-					e.Seq = old
-				}
-			}
-			if r.Err != nil {
-				break
-			}
-			r.Dup[i] = found
-			if found {
-				continue
-			}
-			if len(olds) == 0 {
-				s.ids.seq[h] = next
-				early = append(early, h)
-			} else {
-				mineLater = append(mineLater, pendingID{e.ID, fps[i], next})
-			}
-			next++
-		}
-		if r.Err != nil {
-			r.Dup = nil
-			for _, h := range early[mineEarly:] {
-				delete(s.ids.seq, h)
-			}
-			early = early[:mineEarly]
-			continue
-		}
-		later = append(later, mineLater...)
-		// The request is valid: store what is new, in the order of the
-		// seqs given above.
-		for i := range r.Events {
-			if r.Dup[i] {
-				continue
-			}
-			e := &r.Events[i]
-			var idh any
-			if e.ClientID {
-				idh = hs[i]
-				added[e.ID] = pendingID{e.ID, fps[i], seq}
-			}
-			if err := w.add(seq, e, idh, fps[i]); err != nil {
-				fail(storeError("insert event", err))
-				return
-			}
-			e.Seq = seq
-			seq++
-		}
+	t := &ingestTx{c: c, ctx: ctx, tx: tx, seq: c.nextSeq,
+		w: &inserter{c: c, ctx: ctx, tx: tx, args: make([]any, 0, rowsPerInsert*insertArgs)}}
+	if err := odometer.SettleGroup(group, t); err != nil {
+		fail(err)
+		return
 	}
-	if err := w.flush(); err != nil {
+	if err := t.w.flush(); err != nil {
 		fail(storeError("insert event", err))
 		return
 	}
@@ -334,10 +163,146 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 		fail(storeError("commit", err))
 		return
 	}
-	c.nextSeq = seq
-	for _, p := range later {
-		s.ids.add(odometer.IDHash(p.id), p.seq)
+	c.nextSeq = t.seq
+	c.s.ids.committedUpTo(t.ids, t.seq-1)
+}
+
+// ingestTx is the odometer.IngestTx of one commit.
+type ingestTx struct {
+	c   *committer
+	ctx context.Context
+	tx  *sql.Tx
+	w   *inserter
+	seq int64  // the next seq
+	ids []pair // the client ids inserted
+}
+
+// Stored implements odometer.IngestTx: the id index names the candidate
+// events of each id, and the events themselves, read by seq, confirm it.
+// The newest candidates are read first; only an id that none of them is
+// (an id whose hash another id shares, or whose event was deleted) is
+// looked up again, for every candidate.
+func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error) {
+	out := make(map[string]odometer.StoredEvent)
+	hs := make([]uint64, len(ids))
+	for i, id := range ids {
+		hs[i] = uint64(odometer.IDHash(id))
 	}
+	tried, err := t.confirmFound(ids, hs, true, nil, out)
+	if err != nil {
+		return nil, err
+	}
+	var again []string
+	for i, id := range ids {
+		if _, ok := out[id]; !ok && len(tried[i]) > 0 {
+			again = append(again, id)
+		}
+	}
+	if len(again) == 0 {
+		return out, nil
+	}
+	hs = hs[:0]
+	skip := map[int64]bool{}
+	for _, id := range again {
+		hs = append(hs, uint64(odometer.IDHash(id)))
+	}
+	for _, seqs := range tried {
+		for _, s := range seqs {
+			skip[s] = true
+		}
+	}
+	if _, err := t.confirmFound(again, hs, false, skip, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// confirmFound looks the hashes of ids up in the id index, reads the
+// events of the candidate seqs (but those of skip) and puts in out the ids
+// they confirm. It returns the candidates of each id.
+func (t *ingestTx) confirmFound(ids []string, hs []uint64, newest bool, skip map[int64]bool, out map[string]odometer.StoredEvent) (map[int][]int64, error) {
+	type cand struct {
+		seq int64
+		id  int // index in ids
+	}
+	var cands []cand
+	tried := map[int][]int64{}
+	err := t.c.s.ids.lookup(hs, newest, func(i int, seqs []int64) {
+		for _, s := range seqs {
+			if !skip[s] {
+				cands = append(cands, cand{s, i})
+				tried[i] = append(tried[i], s)
+			}
+		}
+	})
+	if err != nil {
+		return nil, storeError("find ids", err)
+	}
+	if len(cands) == 0 {
+		return tried, nil
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmpInt(a.seq, b.seq) })
+	want := make(map[int64][]int, len(cands))
+	for _, c := range cands {
+		want[c.seq] = append(want[c.seq], c.id)
+	}
+	var seqs []any
+	for k, c := range cands {
+		if k == 0 || c.seq != cands[k-1].seq {
+			seqs = append(seqs, c.seq)
+		}
+	}
+	// In statements of 100, 10 and 1 seqs.
+	for _, n := range []int{rowsPerInsert, 10, 1} {
+		for len(seqs) >= n {
+			if err := t.confirm(seqs[:n], ids, want, out); err != nil {
+				return nil, storeError("find ids", err)
+			}
+			seqs = seqs[n:]
+		}
+	}
+	return tried, nil
+}
+
+// Insert implements odometer.IngestTx: the events take the next seqs.
+func (t *ingestTx) Insert(events []*odometer.Event, fps []int64) error {
+	for i, e := range events {
+		var idh any
+		if e.ClientID {
+			h := odometer.IDHash(e.ID)
+			idh = h
+			t.ids = append(t.ids, pair{uint64(h), t.seq})
+		}
+		if err := t.w.add(t.seq, e, idh, fps[i]); err != nil {
+			return storeError("insert event", err)
+		}
+		e.Seq = t.seq
+		t.seq++
+	}
+	return nil
+}
+
+// confirm reads the events of seqs, and puts in out those whose id is
+// one of the ids wanted of their seq.
+func (t *ingestTx) confirm(seqs []any, ids []string, want map[int64][]int, out map[string]odometer.StoredEvent) error {
+	rows, err := t.tx.StmtContext(t.ctx, t.c.find[len(seqs)]).QueryContext(t.ctx, seqs...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq, fp int64
+		var id string
+		if err := rows.Scan(&seq, &id, &fp); err != nil {
+			return err
+		}
+		for _, i := range want[seq] {
+			if ids[i] == id {
+				out[id] = odometer.StoredEvent{Seq: seq, Fingerprint: fp}
+			}
+		}
+	}
+	return rows.Err()
 }
 
 // FindEvents implements odometer.EventStore.

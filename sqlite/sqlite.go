@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -49,8 +50,34 @@ var (
 	_ odometer.AggregationStore = (*Store)(nil)
 )
 
+// Options tune a store; the zero value is the default.
+type Options struct {
+	// Logger receives the id index's notes (rebuilds, damage found);
+	// slog.Default() when nil.
+	Logger *slog.Logger
+	// IDFlushAt is how many new client ids are kept in memory before they
+	// are written to a run of the id index (default 262,144).
+	IDFlushAt int
+	// NoIngest opens the store without its id index, for a command that
+	// runs beside the server and stores no events: CreateEvents fails.
+	NoIngest bool
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
+
 // Open opens (creating it if needed) and migrates the database at path.
+// The id index lives beside it, in the folder path+".ids".
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenOptions(ctx, path, Options{})
+}
+
+// OpenOptions is Open with options.
+func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 	// synchronous=FULL: a commit returns once the WAL is fsync'd.
 	pragmas := []string{
 		"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)",
@@ -105,16 +132,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if s.ids, err = loadIDIndex(ctx, read); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("open %s: load id index: %w", path, err)
-	}
 	var maxSeq int64
 	if err := read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s.ingest = newCommitter(s, maxSeq)
+	if o.NoIngest {
+		return s, nil
+	}
+	flushAt := defaultFlushAt
+	if o.IDFlushAt > 0 {
+		flushAt = o.IDFlushAt
+	}
+	if s.ids, err = openIDIndex(ctx, path, read, maxSeq, o.logger(), flushAt); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: id index: %w", path, err)
+	}
+	// Seqs go on after the index's: an event deleted at the end leaves
+	// its seq in a run, and is not given again.
+	s.ingest = newCommitter(s, s.ids.committed)
 	return s, nil
 }
 
@@ -123,6 +159,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 func (s *Store) Close() error {
 	if s.ingest != nil {
 		s.ingest.close()
+	}
+	if s.ids != nil {
+		s.ids.close()
 	}
 	if s.findKey != nil {
 		s.findKey.Close()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,6 +165,8 @@ type killFigures struct {
 	lost, duplicated  int
 	unexpected        int
 	stored            int // events read back
+	startKills        int // kills during start-up
+	startKillsEarly   int // of them, before the server listened
 }
 
 // TestKillIngest posts events from many goroutines, kills the server with
@@ -179,7 +182,10 @@ func TestKillIngest(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(killConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := serverOptions{DB: filepath.Join(dir, "odometer.db"), Config: cfgPath, Key: killKey, Dir: dir}
+	// The id index writes a run every 200 new ids, and merges them, so
+	// that kills land while runs are written, merged and loaded.
+	opts := serverOptions{DB: filepath.Join(dir, "odometer.db"), Config: cfgPath, Key: killKey, Dir: dir,
+		Env: []string{"ODOMETER_SQLITE_ID_FLUSH=200"}}
 
 	fig := killFigures{cycles: killCycles(t)}
 	sent := map[string]sentEvent{}  // every id ever sent, by id
@@ -233,6 +239,27 @@ func TestKillIngest(t *testing.T) {
 			cycle, delay.Round(time.Millisecond), len(reqs), len(reqs)-len(failed), len(failed))
 		if len(reqs) == len(failed) {
 			t.Fatalf("cycle %d: no request was acknowledged before the kill; server output:\n%s", cycle, srv.Output())
+		}
+
+		// Kills during start-up, while the id index loads; every other
+		// cycle without its folder, so that start rebuilds it from the
+		// events and is killed while it writes the runs.
+		if cycle%2 == 0 {
+			if err := os.RemoveAll(opts.DB + ".ids"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 3 {
+			s, err := spawnServer(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(rand.N(60 * time.Millisecond))
+			s.Kill()
+			fig.startKills++
+			if !strings.Contains(s.Output(), "odometer serving") {
+				fig.startKillsEarly++ // before it listened: while it opened the store
+			}
 		}
 
 		srv = startServer(t, opts)
@@ -296,9 +323,9 @@ func TestKillIngest(t *testing.T) {
 	checkMetersFromScratch(t, srv, events, cfgPath)
 
 	report(t, "kill test: cycles %d; requests %d (%d events); acknowledged %d (%d events); "+
-		"retried %d (%d events, %d of them stored before the kill); stored %d events; lost %d; duplicated %d; unexpected %d",
+		"retried %d (%d events, %d of them stored before the kill); kills during start-up %d (%d before the server listened); stored %d events; lost %d; duplicated %d; unexpected %d",
 		fig.cycles, fig.requests, fig.events, fig.acked, fig.ackedEv,
-		fig.retried, fig.retriedE, fig.storedBefore, fig.stored, fig.lost, fig.duplicated, fig.unexpected)
+		fig.retried, fig.retriedE, fig.storedBefore, fig.startKills, fig.startKillsEarly, fig.stored, fig.lost, fig.duplicated, fig.unexpected)
 	if fig.lost != 0 || fig.duplicated != 0 || fig.unexpected != 0 || mismatch != 0 {
 		t.Fatalf("lost %d, duplicated %d, unexpected %d, changed %d: want 0 each", fig.lost, fig.duplicated, fig.unexpected, mismatch)
 	}

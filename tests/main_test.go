@@ -143,6 +143,22 @@ func startServer(t testing.TB, o serverOptions) *server {
 }
 
 func tryStartServer(o serverOptions) (*server, error) {
+	s, err := spawnServer(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(); err != nil {
+		s.Kill()
+		if strings.Contains(s.output.String(), "address already in use") {
+			return s, fmt.Errorf("%w: %v", errAddrInUse, err)
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+// spawnServer starts `odometer serve` and returns at once, ready or not.
+func spawnServer(o serverOptions) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -179,13 +195,6 @@ func tryStartServer(o serverOptions) (*server, error) {
 		cmd.Wait()
 		close(s.done)
 	}()
-	if err := s.waitReady(); err != nil {
-		s.Kill()
-		if strings.Contains(out.String(), "address already in use") {
-			return s, fmt.Errorf("%w: %v", errAddrInUse, err)
-		}
-		return s, err
-	}
 	return s, nil
 }
 

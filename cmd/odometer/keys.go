@@ -43,7 +43,7 @@ func (o *keyOptions) open(ctx context.Context, create bool) (keyManager, error) 
 				return nil, fmt.Errorf("--db: %w", err)
 			}
 		}
-		s, err := openStore(ctx, o.db)
+		s, err := openStore(ctx, o.db, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -102,8 +102,13 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json")
 }
 
-// openStore opens the store named by --db.
-func openStore(ctx context.Context, db string) (odometer.Store, error) {
+// openStore opens the store named by --db; log is the server's, nil for
+// another command. Only the server ingests: a command that opens the SQLite store beside a running server leaves its
+// id index alone. ODOMETER_SQLITE_ID_FLUSH sets how many new ids the
+// SQLite id index keeps in memory before it writes a run (the tests make
+// it small, so that runs are written and merged while they kill the
+// server).
+func openStore(ctx context.Context, db string, log *slog.Logger) (odometer.Store, error) {
 	switch {
 	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
 		return postgres.Open(ctx, db)
@@ -113,7 +118,7 @@ func openStore(ctx context.Context, db string) (odometer.Store, error) {
 	if db == "" {
 		return nil, errors.New("--db: empty path")
 	}
-	return sqlite.Open(ctx, db)
+	return sqlite.OpenOptions(ctx, db, sqlite.Options{Logger: log, NoIngest: log == nil, IDFlushAt: int(envFloat("ODOMETER_SQLITE_ID_FLUSH", 0))})
 }
 
 // redactDB hides the password of a database URL, for the log.
@@ -161,7 +166,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		o.readHeaderTimeout = 10 * time.Second
 	}
 
-	store, err := openStore(ctx, o.db)
+	store, err := openStore(ctx, o.db, log)
 	if err != nil {
 		return err
 	}

@@ -175,6 +175,11 @@ func basePath(tb testing.TB) string {
 	for _, suffix := range []string{"-wal", "-shm"} {
 		os.Remove(tmp + suffix)
 	}
+	// The id index goes with the file (its runs are named by seq, not by
+	// the file's name).
+	if err := os.Rename(tmp+".ids", path+".ids"); err != nil {
+		tb.Fatal(err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		tb.Fatal(err)
 	}
@@ -182,10 +187,26 @@ func basePath(tb testing.TB) string {
 	return path
 }
 
-// CopyBase copies the prefilled file into a fresh directory.
+// CopyBase copies the prefilled file, and the folder of its id index,
+// into a fresh directory.
 func CopyBase(tb testing.TB) string {
 	src := basePath(tb)
 	dst := filepath.Join(tb.TempDir(), "odometer.db")
+	copyFile(tb, src, dst)
+	if err := os.Mkdir(dst+".ids", 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	runs, err := os.ReadDir(src + ".ids")
+	if err != nil && !os.IsNotExist(err) {
+		tb.Fatal(err)
+	}
+	for _, r := range runs {
+		copyFile(tb, filepath.Join(src+".ids", r.Name()), filepath.Join(dst+".ids", r.Name()))
+	}
+	return dst
+}
+
+func copyFile(tb testing.TB, src, dst string) {
 	in, err := os.Open(src)
 	if err != nil {
 		tb.Fatal(err)
@@ -206,7 +227,6 @@ func CopyBase(tb testing.TB) string {
 	if err := out.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	return dst
 }
 
 // OpenRaw opens path with the store's pragmas (see Open in sqlite.go):

@@ -184,7 +184,9 @@ func TestREADMECommands(t *testing.T) {
 	// As the README says: the first start, without ODOMETER_API_KEY,
 	// creates an admin key and prints it.
 	dir := t.TempDir()
-	opts := serverOptions{DB: filepath.Join(dir, "odometer.db"), Config: readmeConfig(string(b)), Dir: dir, Env: []string{"DRY_RUN=1"}}
+	opts := serverOptions{DB: filepath.Join(dir, "odometer.db"), Config: readmeConfig(string(b)), Dir: dir, Env: []string{"DRY_RUN=1",
+		// The README's portal example needs a portal secret, as it says.
+		"ODOMETER_PORTAL_SECRET=readme-portal-secret-0123456789abcdef"}}
 	srv := startServer(t, opts)
 	key := printedKeyRE.FindString(srv.Output())
 	if key != "" {

@@ -12,6 +12,7 @@ type Store interface {
 	KeyStore
 	AggregationStore
 	DeliveryStore
+	AlertStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -102,7 +102,11 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 		b.Queue(`UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, last_status = $5,
 			last_attempt_at = $6, delivered_at = $7, dry_run = $8 WHERE id = $9`,
 			d.Status, d.Attempts, nullMS(d.NextAttemptAt), lastErr, lastStatus, nullMS(d.LastAttemptAt), nullMS(d.DeliveredAt), d.DryRun, d.ID)
-		aggs[d.AggregationID] = d.Revision
+		// An alert's delivery belongs to no aggregation: its status is
+		// its own.
+		if d.AggregationID != "" {
+			aggs[d.AggregationID] = d.Revision
+		}
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return storeError("record attempts", err)

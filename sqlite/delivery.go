@@ -106,7 +106,11 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 			nullMS(d.DeliveredAt), d.DryRun, d.ID); err != nil {
 			return storeError("record attempts", err)
 		}
-		aggs[d.AggregationID] = d.Revision
+		// An alert's delivery belongs to no aggregation: its status is
+		// its own.
+		if d.AggregationID != "" {
+			aggs[d.AggregationID] = d.Revision
+		}
 	}
 	sel, err := tx.PrepareContext(ctx, `SELECT status, attempts, delivered_at, last_error, last_attempt_at, dry_run
 		FROM deliveries WHERE aggregation_id = ? AND revision = ?`)

@@ -433,6 +433,13 @@ func TestOpenAPI_Responses(t *testing.T) {
 			{"DELETE /keys/{id}", "DELETE", "/keys/{created}", srv.AdminKey, "", 404},
 			{"GET /keys", "GET", "/keys", srv.AdminKey, "", 200},
 
+			{"POST /alerts", "POST", "/alerts", srv.AdminKey, `{"meter": "api.calls", "period": "daily", "threshold": 100, "customerId": "cust_a"}`, 201},
+			{"POST /alerts", "POST", "/alerts", srv.AdminKey, `{"meter": "api.calls", "period": "daily", "threshold": 0}`, 400},
+			{"POST /alerts", "POST", "/alerts", srv.ReadKey, `{}`, 403},
+			{"GET /alerts", "GET", "/alerts", srv.ReadKey, "", 200},
+			{"GET /alerts", "GET", "/alerts?customerId=cust_b", pinned, "", 404},
+			{"DELETE /alerts/{id}", "DELETE", "/alerts/alr_nope", srv.AdminKey, "", 404},
+
 			{"GET /metrics", "GET", "/metrics", srv.AdminKey, "", 200},
 			{"GET /stats", "GET", "/stats", srv.ReadKey, "", 200},
 			{"GET /stats", "GET", "/stats", pinned, "", 404},

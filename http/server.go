@@ -22,6 +22,7 @@ type Server struct {
 	Keys       odometer.KeyStore
 	Aggs       odometer.AggregationStore
 	Deliveries odometer.DeliveryStore
+	Alerts     odometer.AlertStore
 	// Kick, when set, wakes the webhook sender after a trigger or a retry.
 	Kick       func()
 	Aggregator *odometer.Aggregator
@@ -91,6 +92,9 @@ var routes = []route{
 	{"DELETE", "/keys/{id}", odometer.ScopeAdmin, (*Server).handleRevokeKey},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
+	{"POST", "/alerts", odometer.ScopeAdmin, (*Server).handleCreateAlert},
+	{"GET", "/alerts", odometer.ScopeRead, (*Server).handleAlerts},
+	{"DELETE", "/alerts/{id}", odometer.ScopeAdmin, (*Server).handleDeleteAlert},
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
 	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
 }

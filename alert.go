@@ -84,7 +84,7 @@ func alertOp(m *Meter) error {
 	if m.def.kind == gaugeKind {
 		return Errorf(EINVALID, "meter %s is a gauge (%s), whose value grows with time between events: alerts watch sum, count, max and unique meters", m.Name, m.Op)
 	}
-	return Errorf(EINVALID, "meter %s is a %s meter, whose value goes up and down as events arrive: alerts watch sum, count, max and unique meters, whose value only grows within a period", m.Name, m.Op)
+	return Errorf(EINVALID, "meter %s (%s) goes up and down as events arrive: alerts watch sum, count, max and unique meters, whose value only grows within a period", m.Name, m.Op)
 }
 
 func hasPeriod(cfg *Config, p Period) bool {

@@ -232,6 +232,13 @@ func alertLatency(t *testing.T, recv *alertReceiver, servers []*server) {
 	if missing := crossing - len(lat); missing > 0 {
 		t.Errorf("%d customers crossed and got no alert", missing)
 	}
+	fired := 0.0
+	for _, s := range servers {
+		fired += s.metric(t, "odometer_alerts_fired_total")
+	}
+	if fired != crossing {
+		t.Errorf("odometer_alerts_fired_total over the servers: %v, want %d", fired, crossing)
+	}
 	if recv.bad > 0 {
 		t.Errorf("%d webhooks with a bad signature or body", recv.bad)
 	}

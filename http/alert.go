@@ -7,8 +7,8 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// alertJSON is an alert as the API shows it.
-type alertJSON struct {
+// AlertRecord is an alert as the API shows it.
+type AlertRecord struct {
 	ID         string          `json:"id"`
 	Meter      string          `json:"meter"`
 	Period     odometer.Period `json:"period"`
@@ -17,8 +17,8 @@ type alertJSON struct {
 	CreatedAt  string          `json:"createdAt"`
 }
 
-func toAlertJSON(a *odometer.Alert) alertJSON {
-	return alertJSON{ID: a.ID, Meter: a.Meter, Period: a.Period, Threshold: a.Threshold, CustomerID: a.CustomerID,
+func toAlertJSON(a *odometer.Alert) AlertRecord {
+	return AlertRecord{ID: a.ID, Meter: a.Meter, Period: a.Period, Threshold: a.Threshold, CustomerID: a.CustomerID,
 		CreatedAt: odometer.FormatTime(a.CreatedAt)}
 }
 
@@ -91,7 +91,7 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := []alertJSON{}
+	out := []AlertRecord{}
 	for _, a := range alerts {
 		if customer == "" || a.CustomerID == customer {
 			out = append(out, toAlertJSON(a))

@@ -346,3 +346,44 @@ func TestAlertStore_FiredOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveryStore_AlertsFirst: an endpoint's alert deliveries are
+// claimed before its other due deliveries, even older ones: an alert is
+// due in seconds, and must not wait behind the period webhooks of a long
+// catch-up run.
+func TestDeliveryStore_AlertsFirst(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		ctx := context.Background()
+		store := open(t)
+		now := at(t, "2026-05-01T10:00:00Z")
+		const endpoint = "https://billing.example.com/hooks"
+		var notes []*odometer.Notification
+		for i := range 5 {
+			notes = append(notes, &odometer.Notification{Type: odometer.AggregationCompleted, AggregationID: fmt.Sprintf("c%d_daily_20260430", i),
+				CustomerID: fmt.Sprintf("c%d", i), Revision: 1, Payload: []byte(`{}`), CreatedAt: now.Add(-time.Minute), Endpoints: []string{endpoint}})
+		}
+		if err := store.Aggregate(ctx, func(tx odometer.AggregationTx) error { return tx.AddNotifications(notes) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CreateAlert(ctx, newAlert("alr_f", "e.sum", "daily", 10, "", now)); err != nil {
+			t.Fatal(err)
+		}
+		f := &odometer.AlertFiring{FiringKey: odometer.FiringKey{AlertID: "alr_f", CustomerID: "c9", Period: "daily", PeriodKey: "20260501"},
+			Value: 12, FiredAt: now, Notification: &odometer.Notification{Type: odometer.UsageThresholdReached, CustomerID: "c9",
+				Payload: []byte(`{}`), CreatedAt: now, Endpoints: []string{endpoint}}}
+		if n, err := store.FireAlerts(ctx, 0, 0, []*odometer.AlertFiring{f}); err != nil || n != 1 {
+			t.Fatalf("FireAlerts = %d, %v", n, err)
+		}
+		ds, err := store.ClaimDeliveries(ctx, endpoint, now, time.Minute, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 3 || ds[0].Type != odometer.UsageThresholdReached || ds[1].Type != odometer.AggregationCompleted || ds[1].CustomerID != "c0" {
+			t.Fatalf("claimed %d: %+v, want the alert, then the oldest others", len(ds), ds)
+		}
+		rest, err := store.ClaimDeliveries(ctx, endpoint, now, time.Minute, 10)
+		if err != nil || len(rest) != 3 {
+			t.Fatalf("then claimed %d, %v; want the 3 left", len(rest), err)
+		}
+	})
+}

@@ -24,6 +24,11 @@ CREATE TABLE alert_firings (
     PRIMARY KEY (alert_id, customer_id, period, period_key)
 );
 
+-- Alert deliveries are claimed before the others of their endpoint: this
+-- index finds them without reading the endpoint's whole queue.
+CREATE INDEX deliveries_alerts_due ON deliveries (endpoint, next_attempt_at, rid)
+    WHERE status = 'pending' AND type = 'usage.threshold_reached';
+
 -- The alert evaluator's progress, one row: every event with seq <=
 -- watermark has been evaluated. A row of its own, not a column of meta:
 -- an aggregation transaction holds meta's row for as long as it writes,
@@ -36,5 +41,6 @@ INSERT INTO alert_progress DEFAULT VALUES;
 
 -- +goose Down
 DROP TABLE alert_progress;
+DROP INDEX deliveries_alerts_due;
 DROP TABLE alert_firings;
 DROP TABLE alerts;

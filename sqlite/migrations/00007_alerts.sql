@@ -24,11 +24,17 @@ CREATE TABLE alert_firings (
     PRIMARY KEY (alert_id, customer_id, period, period_key)
 ) WITHOUT ROWID;
 
+-- Alert deliveries are claimed before the others of their endpoint: this
+-- index finds them without reading the endpoint's whole queue.
+CREATE INDEX deliveries_alerts_due ON deliveries (endpoint, next_attempt_at)
+    WHERE status = 'pending' AND type = 'usage.threshold_reached';
+
 -- The alert evaluator's progress: every event with seq <= alert_watermark
 -- has been evaluated.
 INSERT INTO meta (key, value) VALUES ('alert_watermark', 0);
 
 -- +goose Down
 DELETE FROM meta WHERE key = 'alert_watermark';
+DROP INDEX deliveries_alerts_due;
 DROP TABLE alert_firings;
 DROP TABLE alerts;

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -163,7 +164,9 @@ type AlertStore interface {
 	// AlertUsage returns, from one consistent snapshot, the aggregations
 	// of keys that exist, and the events of their customers of eventTypes
 	// with Seq <= upto that are not yet folded into them.
-	AlertUsage(ctx context.Context, keys []AggregationKey, eventTypes []string, upto int64) (map[AggregationKey]*Aggregation, []Event, error)
+	// It returns the aggregation's progress in that snapshot too, which
+	// says which events the aggregations hold.
+	AlertUsage(ctx context.Context, keys []AggregationKey, eventTypes []string, upto int64) (map[AggregationKey]*Aggregation, []Event, RunState, error)
 	// FireAlerts records, in one transaction, each firing whose key has
 	// not fired yet and whose alert still exists, with its notification
 	// and one pending delivery per endpoint, and moves the alert
@@ -191,8 +194,47 @@ type AlertEvaluator struct {
 	Fired func(n int)
 	// Chunk bounds the events (by Seq) of one pass; 0 means 100,000.
 	Chunk int64
+	// CacheFor bounds how long a value computed from the store is kept
+	// and brought up to date with new events; 0 means a minute.
+	CacheFor time.Duration
+	// MaxCached bounds the values kept; 0 means 100,000.
+	MaxCached int
 
-	mu sync.Mutex
+	mu    sync.Mutex
+	cache *alertCache
+}
+
+// alertCache keeps the values of the customers and periods that passes
+// computed, and adds each later pass's events to them: a customer that
+// keeps sending events under its threshold costs its new events only, not
+// a read of the aggregation's backlog at every pass. It holds every event
+// up to upto, and is valid only for passes that start there (no other
+// evaluator moved the watermark since), with the same alerts and
+// configuration. It is dropped every CacheFor, so that a value changed
+// under it (events deleted by an operator) is read afresh.
+type alertCache struct {
+	upto   int64
+	cfg    *Config
+	alerts string
+	born   time.Time
+	values map[usageKey]*cachedValue
+}
+
+// cachedValue is the state of one customer, meter and period: the stored
+// aggregation as of run, plus every event since up to the cache's upto.
+type cachedValue struct {
+	st  State
+	run RunState
+}
+
+// alertSet names a list of alerts, to tell when it changed.
+func alertSet(alerts []*Alert) string {
+	var b strings.Builder
+	for _, a := range alerts {
+		b.WriteString(a.ID)
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 // AlertResult counts what a run did.
@@ -244,6 +286,7 @@ func (e *AlertEvaluator) RunOnce(ctx context.Context) (AlertResult, error) {
 		chunk = 100_000
 	}
 	cfg := e.Config()
+	set := alertSet(alerts)
 	for ctx.Err() == nil {
 		wm, err := e.Store.AlertWatermark(ctx)
 		if err != nil {
@@ -257,7 +300,14 @@ func (e *AlertEvaluator) RunOnce(ctx context.Context) (AlertResult, error) {
 			break
 		}
 		upto := min(max, wm+chunk)
+		e.useCache(cfg, set, wm)
 		n, fired, err := e.pass(ctx, cfg, alerts, wm, upto)
+		if err != nil {
+			// The cache took in events of a pass that did not commit.
+			e.cache = nil
+		} else {
+			e.cache.upto = upto
+		}
 		res.Events += n
 		res.Fired += fired
 		if fired > 0 && e.Fired != nil {
@@ -268,6 +318,22 @@ func (e *AlertEvaluator) RunOnce(ctx context.Context) (AlertResult, error) {
 		}
 	}
 	return res, ctx.Err()
+}
+
+// useCache keeps the cache for a pass that starts at wm, or starts anew.
+func (e *AlertEvaluator) useCache(cfg *Config, alerts string, wm int64) {
+	ttl, max := e.CacheFor, e.MaxCached
+	if ttl <= 0 {
+		ttl = time.Minute
+	}
+	if max <= 0 {
+		max = 100_000
+	}
+	now := e.Now()
+	if c := e.cache; c != nil && c.upto == wm && c.cfg == cfg && c.alerts == alerts && now.Sub(c.born) < ttl && len(c.values) <= max {
+		return
+	}
+	e.cache = &alertCache{upto: wm, cfg: cfg, alerts: alerts, born: now, values: map[usageKey]*cachedValue{}}
 }
 
 // watched is an alert with its meter, in force in this configuration.
@@ -319,11 +385,20 @@ func (e *AlertEvaluator) pass(ctx context.Context, cfg *Config, alerts []*Alert,
 			events++
 			at := SlotStart(SlotOf(ev.Time.UnixMilli()))
 			for _, s := range fold.samples(ev) {
+				added := map[usageKey]bool{}
 				for _, a := range byMeter[s.m.Name] {
 					if a.CustomerID != "" && a.CustomerID != ev.CustomerID {
 						continue
 					}
 					key, start, end := bounds.of(a.Period, ev.CustomerID, at)
+					// A kept value takes in the event once, unless the
+					// aggregation it was read from already held it.
+					if u := (usageKey{ev.CustomerID, a.m.Name, a.Period, key}); !added[u] {
+						added[u] = true
+						if v := e.cache.values[u]; v != nil && !v.run.Folded(ev.CustomerID, ev.Seq) {
+							v.st.Add(&s.s)
+						}
+					}
 					// The period must have been open when the event was
 					// acknowledged: a late event for a period already
 					// completed does not alert.
@@ -365,57 +440,71 @@ func (e *AlertEvaluator) evaluate(ctx context.Context, cfg *Config, cands map[Fi
 		return nil, err
 	}
 	states := map[usageKey]State{}
+	read := map[usageKey]State{} // those of states read from the store
 	aggKeys := map[AggregationKey]bool{}
 	typeSet := map[string]bool{}
-	// periods holds, for each customer and meter, the periods asked for.
+	// periods holds, for each customer and meter, the periods to read.
 	periods := map[[2]string][]Period{}
 	for k, c := range cands {
 		if done[k] {
 			delete(cands, k)
+			delete(e.cache.values, c.u)
+			continue
+		}
+		if v := e.cache.values[c.u]; v != nil {
+			states[c.u] = v.st
 			continue
 		}
 		if states[c.u] == nil {
 			states[c.u] = c.a.m.NewState()
+			read[c.u] = states[c.u]
 			aggKeys[AggregationKey{c.u.customer, c.u.period, c.u.key}] = true
 			typeSet[c.a.m.EventType] = true
 			cm := [2]string{c.u.customer, c.u.meter}
-			periods[cm] = append(periods[cm], c.u.period)
+			if !slices.Contains(periods[cm], c.u.period) {
+				periods[cm] = append(periods[cm], c.u.period)
+			}
 		}
 	}
 	if len(cands) == 0 {
 		return nil, nil
 	}
-	ak := make([]AggregationKey, 0, len(aggKeys))
-	for k := range aggKeys {
-		ak = append(ak, k)
-	}
-	types := make([]string, 0, len(typeSet))
-	for t := range typeSet {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	aggs, pending, err := e.Store.AlertUsage(ctx, ak, types, upto)
-	if err != nil {
-		return nil, err
-	}
-	for u, st := range states {
-		if ag := aggs[AggregationKey{u.customer, u.period, u.key}]; ag != nil {
-			if s := ag.States[u.meter]; s != nil && sameKind(s, st) {
-				st.Merge(s)
-			}
+	if len(aggKeys) > 0 {
+		ak := make([]AggregationKey, 0, len(aggKeys))
+		for k := range aggKeys {
+			ak = append(ak, k)
 		}
-	}
-	fold := newFolder(cfg)
-	for i := range pending {
-		ev := &pending[i]
-		at := SlotStart(SlotOf(ev.Time.UnixMilli()))
-		for _, s := range fold.samples(ev) {
-			for _, p := range periods[[2]string{ev.CustomerID, s.m.Name}] {
-				key, _, _ := bounds.of(p, ev.CustomerID, at)
-				if st := states[usageKey{ev.CustomerID, s.m.Name, p, key}]; st != nil {
-					st.Add(&s.s)
+		types := make([]string, 0, len(typeSet))
+		for t := range typeSet {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		aggs, pending, run, err := e.Store.AlertUsage(ctx, ak, types, upto)
+		if err != nil {
+			return nil, err
+		}
+		for u, st := range read {
+			if ag := aggs[AggregationKey{u.customer, u.period, u.key}]; ag != nil {
+				if s := ag.States[u.meter]; s != nil && sameKind(s, st) {
+					st.Merge(s)
 				}
 			}
+		}
+		fold := newFolder(cfg)
+		for i := range pending {
+			ev := &pending[i]
+			at := SlotStart(SlotOf(ev.Time.UnixMilli()))
+			for _, s := range fold.samples(ev) {
+				for _, p := range periods[[2]string{ev.CustomerID, s.m.Name}] {
+					key, _, _ := bounds.of(p, ev.CustomerID, at)
+					if st := read[usageKey{ev.CustomerID, s.m.Name, p, key}]; st != nil {
+						st.Add(&s.s)
+					}
+				}
+			}
+		}
+		for u, st := range read {
+			e.cache.values[u] = &cachedValue{st: st, run: run}
 		}
 	}
 	now := e.Now().UTC()
@@ -429,6 +518,8 @@ func (e *AlertEvaluator) evaluate(ctx context.Context, cfg *Config, cands map[Fi
 		if v < c.a.Threshold {
 			continue
 		}
+		// Fired: its value is of no more use this period.
+		delete(e.cache.values, c.u)
 		out = append(out, &AlertFiring{FiringKey: k, Value: v, FiredAt: now, Notification: newThresholdNotification(cfg, c.a.Alert, k, v, now)})
 	}
 	sort.Slice(out, func(i, j int) bool {

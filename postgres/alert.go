@@ -163,20 +163,20 @@ func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map
 
 // AlertUsage implements odometer.AlertStore: a repeatable-read transaction
 // is one snapshot of the aggregations, the progress and the events.
-func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, eventTypes []string, upto int64) (map[odometer.AggregationKey]*odometer.Aggregation, []odometer.Event, error) {
+func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, eventTypes []string, upto int64) (map[odometer.AggregationKey]*odometer.Aggregation, []odometer.Event, odometer.RunState, error) {
+	var run odometer.RunState
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, nil, storeError("alert usage", err)
+		return nil, nil, run, storeError("alert usage", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var run odometer.RunState
 	if err := tx.QueryRow(ctx, runStateQuery).Scan(&run.Watermark, &run.To, &run.After); err != nil {
-		return nil, nil, storeError("alert usage", err)
+		return nil, nil, run, storeError("alert usage", err)
 	}
 	t := &aggTx{ctx: ctx, tx: tx, st: run}
 	aggs, err := t.LoadAggregations(keys)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, run, err
 	}
 	set := map[string]bool{}
 	for _, k := range keys {
@@ -189,18 +189,18 @@ func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, 
 	sort.Strings(customers)
 	var events []odometer.Event
 	if len(eventTypes) == 0 || upto <= run.Watermark {
-		return aggs, nil, nil
+		return aggs, nil, run, nil
 	}
 	rows, err := tx.Query(ctx, `SELECT seq, event_type, customer_id, value, metadata, ts FROM events
 		WHERE seq > $1 AND seq <= $2 AND event_type = ANY($3) AND customer_id = ANY($4)`, run.Watermark, upto, eventTypes, customers)
 	if err != nil {
-		return nil, nil, storeError("alert usage", err)
+		return nil, nil, run, storeError("alert usage", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e odometer.Event
 		if err := rows.Scan(&e.Seq, &e.EventType, &e.CustomerID, &e.Value, &e.Metadata, &e.Time); err != nil {
-			return nil, nil, storeError("alert usage", err)
+			return nil, nil, run, storeError("alert usage", err)
 		}
 		if run.Folded(e.CustomerID, e.Seq) {
 			continue // in the aggregations already, by a run stopped midway
@@ -208,7 +208,7 @@ func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, 
 		e.Time = e.Time.UTC()
 		events = append(events, e)
 	}
-	return aggs, events, storeError("alert usage", rows.Err())
+	return aggs, events, run, storeError("alert usage", rows.Err())
 }
 
 // FireAlerts implements odometer.AlertStore. The firing's primary key is

@@ -155,21 +155,22 @@ func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map
 
 // AlertUsage implements odometer.AlertStore: one read transaction is one
 // snapshot of the aggregations, the progress and the events.
-func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, eventTypes []string, upto int64) (map[odometer.AggregationKey]*odometer.Aggregation, []odometer.Event, error) {
+func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, eventTypes []string, upto int64) (map[odometer.AggregationKey]*odometer.Aggregation, []odometer.Event, odometer.RunState, error) {
+	var run odometer.RunState
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, nil, storeError("alert usage", err)
+		return nil, nil, run, storeError("alert usage", err)
 	}
 	defer tx.Rollback()
 	t := &aggTx{ctx: ctx, tx: tx}
 	defer t.close()
-	run, err := t.RunState()
+	run, err = t.RunState()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, run, err
 	}
 	aggs, err := t.LoadAggregations(keys)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, run, err
 	}
 	customers := map[string]bool{}
 	for _, k := range keys {
@@ -184,7 +185,7 @@ func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, 
 		rows, err := tx.QueryContext(ctx, `SELECT seq, event_type, customer_id, value, metadata, ts FROM events
 			WHERE seq > ? AND seq <= ? AND event_type IN (`+strings.Repeat("?,", len(eventTypes)-1)+`?)`, args...)
 		if err != nil {
-			return nil, nil, storeError("alert usage", err)
+			return nil, nil, run, storeError("alert usage", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
@@ -192,7 +193,7 @@ func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, 
 			var ts int64
 			var md sql.RawBytes
 			if err := rows.Scan(&e.Seq, &e.EventType, &e.CustomerID, &e.Value, &md, &ts); err != nil {
-				return nil, nil, storeError("alert usage", err)
+				return nil, nil, run, storeError("alert usage", err)
 			}
 			if !customers[e.CustomerID] || run.Folded(e.CustomerID, e.Seq) {
 				continue
@@ -204,10 +205,10 @@ func (s *Store) AlertUsage(ctx context.Context, keys []odometer.AggregationKey, 
 			events = append(events, e)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, nil, storeError("alert usage", err)
+			return nil, nil, run, storeError("alert usage", err)
 		}
 	}
-	return aggs, events, nil
+	return aggs, events, run, nil
 }
 
 // FireAlerts implements odometer.AlertStore.

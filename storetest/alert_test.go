@@ -185,6 +185,31 @@ func TestAlertEvaluator(t *testing.T) {
 		if res := run(); res.Fired != 1 {
 			t.Fatalf("the next day: %+v", res)
 		}
+		// One pass over two days of one customer: each day its own value.
+		clk.Set(at(t, "2026-05-02T23:59:00Z"))
+		post("c6", "e.sum", 60, clk.Now())
+		clk.Set(at(t, "2026-05-03T00:01:00Z"))
+		post("c6", "e.sum", 30, clk.Now())
+		if res := run(); res.Fired != 0 || res.Events != 2 {
+			t.Fatalf("two days under the threshold: %+v: %v", res, thresholdPayloads(t, store))
+		}
+		// A value kept from one pass to the next takes in new events once,
+		// across an aggregation run that folds some of them.
+		post("c6", "e.sum", 30, clk.Now())
+		if res := run(); res.Fired != 0 {
+			t.Fatalf("c6 at 60: %+v", res)
+		}
+		if _, err := agg.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		post("c6", "e.sum", 39, clk.Now())
+		if res := run(); res.Fired != 0 {
+			t.Fatalf("c6 at 99: %+v", res)
+		}
+		post("c6", "e.sum", 1, clk.Now())
+		if res := run(); res.Fired != 1 {
+			t.Fatalf("c6 at 100: %+v", res)
+		}
 
 		got := thresholdPayloads(t, store)
 		want := map[string]odometer.ThresholdPayload{
@@ -192,6 +217,7 @@ func TestAlertEvaluator(t *testing.T) {
 			"c4 alr_sum 20260501": {Type: "usage.threshold_reached", CustomerID: "c4", AlertID: "alr_sum", Meter: "e.sum", Period: "daily", PeriodKey: "20260501", Threshold: 100, Value: 110},
 			"c2 alr_count 202605": {Type: "usage.threshold_reached", CustomerID: "c2", AlertID: "alr_count", Meter: "e.count", Period: "monthly", PeriodKey: "202605", Threshold: 3, Value: 3},
 			"c4 alr_sum 20260502": {Type: "usage.threshold_reached", CustomerID: "c4", AlertID: "alr_sum", Meter: "e.sum", Period: "daily", PeriodKey: "20260502", Threshold: 100, Value: 100},
+			"c6 alr_sum 20260503": {Type: "usage.threshold_reached", CustomerID: "c6", AlertID: "alr_sum", Meter: "e.sum", Period: "daily", PeriodKey: "20260503", Threshold: 100, Value: 100},
 		}
 		if len(got) != len(want) {
 			t.Errorf("%d alerts sent, want %d: %+v", len(got), len(want), got)
@@ -225,8 +251,8 @@ func TestAlertEvaluator(t *testing.T) {
 			}
 			d.Status, d.Attempts, d.DeliveredAt, d.LastAttemptAt, d.NextAttemptAt = odometer.DeliveryDelivered, 1, &now, &now, nil
 		}
-		if alerts != 4 {
-			t.Fatalf("claimed %d alert deliveries, want 4", alerts)
+		if alerts != 5 {
+			t.Fatalf("claimed %d alert deliveries, want 5", alerts)
 		}
 		if err := store.RecordAttempts(ctx, ds); err != nil {
 			t.Fatal(err)
@@ -384,6 +410,41 @@ func TestDeliveryStore_AlertsFirst(t *testing.T) {
 		rest, err := store.ClaimDeliveries(ctx, endpoint, now, time.Minute, 10)
 		if err != nil || len(rest) != 3 {
 			t.Fatalf("then claimed %d, %v; want the 3 left", len(rest), err)
+		}
+	})
+}
+
+// TestAlertEvaluator_BehindTheAggregation: an evaluator that lags behind
+// the aggregation (one event per pass here) reads values that already hold
+// events it has not evaluated yet, and must not count them again.
+func TestAlertEvaluator_BehindTheAggregation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		ctx := context.Background()
+		store := open(t)
+		cfg := alertConfig(t)
+		clk := &clock{now: at(t, "2026-05-01T10:00:00Z")}
+		conf := func() *odometer.Config { return cfg }
+		agg := &odometer.Aggregator{Store: store, Config: conf, Now: clk.Now}
+		ev := &odometer.AlertEvaluator{Store: store, Config: conf, Now: clk.Now, Chunk: 1}
+		if err := store.CreateAlert(ctx, newAlert("alr_b", "e.sum", "daily", 100, "", clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range []float64{50, 30} {
+			e := event(fmt.Sprintf("b-%d", i), "c7", "e.sum", v, clk.Now())
+			ingest(t, store, []odometer.Event{e})
+		}
+		if _, err := agg.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := ev.RunOnce(ctx); err != nil || res.Fired != 0 || res.Events != 2 {
+			t.Fatalf("80 in two passes: %+v, %v: %v", res, err, thresholdPayloads(t, store))
+		}
+		ingest(t, store, []odometer.Event{event("b-2", "c7", "e.sum", 20, clk.Now())})
+		if res, err := ev.RunOnce(ctx); err != nil || res.Fired != 1 {
+			t.Fatalf("100: %+v, %v", res, err)
+		}
+		if p := thresholdPayloads(t, store)["c7 alr_b 20260501"]; p.Value != 100 {
+			t.Fatalf("value %v, want 100", p.Value)
 		}
 	})
 }

@@ -13,6 +13,7 @@ type Store interface {
 	AggregationStore
 	DeliveryStore
 	CustomerStore
+	AlertStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error

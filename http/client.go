@@ -451,6 +451,39 @@ func (c *Client) PutCustomer(ctx context.Context, id string, body []byte) (*Cust
 	return &out, nil
 }
 
+// AlertInput is the body of POST /alerts.
+type AlertInput struct {
+	Meter      string  `json:"meter"`
+	Period     string  `json:"period"`
+	Threshold  float64 `json:"threshold"`
+	CustomerID string  `json:"customerId,omitempty"`
+}
+
+// CreateAlert creates a usage alert.
+func (c *Client) CreateAlert(ctx context.Context, in AlertInput) (*AlertRecord, error) {
+	body, _ := json.Marshal(in)
+	var out AlertRecord
+	if _, err := c.do(ctx, "POST", "/alerts", nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Alerts lists the usage alerts, of one customer when customerID is set.
+func (c *Client) Alerts(ctx context.Context, customerID string) ([]AlertRecord, error) {
+	v := url.Values{}
+	set(v, "customerId", customerID)
+	var out []AlertRecord
+	_, err := c.do(ctx, "GET", "/alerts", v, nil, &out)
+	return out, err
+}
+
+// DeleteAlert deletes a usage alert by its id.
+func (c *Client) DeleteAlert(ctx context.Context, id string) error {
+	_, err := c.do(ctx, "DELETE", "/alerts/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
 // Deliveries returns one page of webhook deliveries, newest first.
 func (c *Client) Deliveries(ctx context.Context, q DeliveryQuery) ([]*odometer.Delivery, string, error) {
 	v := url.Values{}

@@ -42,7 +42,7 @@ func newFuzzTargets(f *testing.F) []*fuzzTarget {
 		current := func() *odometer.Config { return cfg }
 		now := func() time.Time { return testNow }
 		s := &Server{
-			Events: store, Keys: store, Aggs: store, Deliveries: store,
+			Events: store, Keys: store, Aggs: store, Deliveries: store, Alerts: store,
 			Aggregator: &odometer.Aggregator{Store: store, Config: current, Now: now},
 			Config:     current, Now: now, Version: "test",
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

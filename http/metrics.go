@@ -36,6 +36,7 @@ type Metrics struct {
 	skipped    *prometheus.CounterVec
 	runTime    *prometheus.HistogramVec
 	deliveries *prometheus.CounterVec
+	alerts     prometheus.Counter
 
 	bindOnce sync.Once
 }
@@ -96,6 +97,10 @@ func NewMetrics(version string, now func() time.Time) *Metrics {
 			Name: "odometer_webhook_deliveries_total",
 			Help: "Webhook delivery attempts, by outcome: delivered, dry_run, retry (failed, tried again later), failed (given up, or 410 Gone).",
 		}, []string{"outcome"}),
+		alerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "odometer_alerts_fired_total",
+			Help: "usage.threshold_reached notifications recorded by this process: one per alert, customer and period, each with one delivery per enabled webhook.",
+		}),
 	}
 	for _, r := range []string{ingestStored, ingestDuplicate} {
 		m.ingested.WithLabelValues(r)
@@ -103,7 +108,7 @@ func NewMetrics(version string, now func() time.Time) *Metrics {
 	for _, o := range []string{odometer.DeliveryDelivered, "dry_run", "retry", odometer.DeliveryFailed} {
 		m.deliveries.WithLabelValues(o)
 	}
-	reg.MustRegister(m.requests, m.latency, m.ingested, m.refused, m.runs, m.skipped, m.runTime, m.deliveries)
+	reg.MustRegister(m.requests, m.latency, m.ingested, m.refused, m.runs, m.skipped, m.runTime, m.deliveries, m.alerts)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "odometer_build_info",
 		Help:        "Always 1; the version of the running server is its label.",
@@ -130,6 +135,11 @@ func (m *Metrics) ObserveRun(trigger string, d time.Duration, err error) {
 // AddSkipped counts events a meter skipped.
 func (m *Metrics) AddSkipped(k odometer.MeterSkip, n int64) {
 	m.skipped.WithLabelValues(k.Meter, k.Reason).Add(float64(n))
+}
+
+// AddAlertsFired counts alerts that fired.
+func (m *Metrics) AddAlertsFired(n int) {
+	m.alerts.Add(float64(n))
 }
 
 // handleMetrics is GET /metrics, in the Prometheus text format.

@@ -464,6 +464,12 @@ func TestOpenAPI_Responses(t *testing.T) {
 			{"GET /customers", "GET", "/customers?limit=0", srv.ReadKey, "", 400},
 			{"GET /customers", "GET", "/customers?cursor=%21", srv.ReadKey, "", 400},
 			{"GET /customers", "GET", "/customers", "", "", 401},
+			{"POST /alerts", "POST", "/alerts", srv.AdminKey, `{"meter": "api.calls", "period": "daily", "threshold": 100, "customerId": "cust_a"}`, 201},
+			{"POST /alerts", "POST", "/alerts", srv.AdminKey, `{"meter": "api.calls", "period": "daily", "threshold": 0}`, 400},
+			{"POST /alerts", "POST", "/alerts", srv.ReadKey, `{}`, 403},
+			{"GET /alerts", "GET", "/alerts", srv.ReadKey, "", 200},
+			{"GET /alerts", "GET", "/alerts?customerId=cust_b", pinned, "", 404},
+			{"DELETE /alerts/{id}", "DELETE", "/alerts/alr_nope", srv.AdminKey, "", 404},
 
 			{"GET /metrics", "GET", "/metrics", srv.AdminKey, "", 200},
 			{"GET /stats", "GET", "/stats", srv.ReadKey, "", 200},

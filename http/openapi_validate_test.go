@@ -239,6 +239,14 @@ func TestOpenAPI_Validator(t *testing.T) {
 		}
 		delivered, pending := firstDelivery(odometer.DeliveryDelivered), firstDelivery(odometer.DeliveryPending)
 
+		// An alert that fires: GET /deliveries shows its delivery too.
+		srv.MustDo(t, http.StatusCreated, "POST", "/alerts", srv.AdminKey, `{"meter": "api.calls", "period": "daily", "threshold": 1, "customerId": "cust_a"}`)
+		srv.MustDo(t, http.StatusCreated, "POST", "/usage/api.calls", srv.IngestKey, `{"customerId": "cust_a", "value": 5}`)
+		alerts := &odometer.AlertEvaluator{Store: srv.Store, Config: srv.API.Config, Now: srv.Now}
+		if res, err := alerts.RunOnce(ctx); err != nil || res.Fired != 1 {
+			t.Fatalf("alerts: %+v, %v", res, err)
+		}
+
 		event := `{"customerId": "cust_a", "value": 1.5, "metadata": {"region": "eu<1>&"}}`
 		batch := `[{"eventType": "api.calls", "customerId": "cust_a", "value": 2}, {"eventType": "storage.bytes", "customerId": "cust_b", "value": 1e21}]`
 		bomb := "[" + strings.Repeat(" ", DefaultMaxBatchBytes+1) + "]"
@@ -353,6 +361,29 @@ func TestOpenAPI_Validator(t *testing.T) {
 		add("DELETE /keys/{id}", "DELETE", "/keys/"+rk.ID, "admin", "", 404)
 		add("DELETE /keys/{id}", "DELETE", "/keys/key_nope", "admin", "", 404)
 
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "daily", "threshold": 10000}`, 201)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "storage.bytes", "period": "monthly", "threshold": 1e9, "customerId": "cust_b"}`, 201)
+		add("POST /alerts", "POST", "/alerts", "admin", gzipString(t, `{"meter": "api.calls", "period": "hourly", "threshold": 0.5}`), 201, "Content-Encoding", "gzip")
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "daily", "threshold": 1}`, 415, "Content-Encoding", "br")
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "nope", "period": "daily", "threshold": 1}`, 400)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "response.time.ms", "period": "daily", "threshold": 1}`, 400)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "billing", "threshold": 1}`, 400)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "daily", "threshold": "NaN"}`, 400)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "daily", "threshold": -1}`, 400)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "daily", "threshold": 1, "repeat": true}`, 400)
+		add("POST /alerts", "POST", "/alerts", "admin", `{"meter": "api.calls", "period": "daily", "threshold": 1, "customerId": "`+strings.Repeat("x", DefaultMaxBodyBytes)+`"}`, 413)
+		for _, kind := range []string{"read", "pinned", "admin"} {
+			add("GET /alerts", "GET", "/alerts", kind, "", 200)
+			add("GET /alerts", "GET", "/alerts?customerId=cust_a", kind, "", 200)
+		}
+		add("GET /alerts", "GET", "/alerts?customerId=cust_b", "pinned", "", 404)
+		spareAlert := &odometer.Alert{ID: "alr_spare", Meter: "api.calls", Period: "daily", Threshold: 3, CreatedAt: srv.Now()}
+		if err := srv.Store.CreateAlert(ctx, spareAlert); err != nil {
+			t.Fatal(err)
+		}
+		add("DELETE /alerts/{id}", "DELETE", "/alerts/alr_spare", "admin", "", 200)
+		add("DELETE /alerts/{id}", "DELETE", "/alerts/alr_spare", "admin", "", 404)
+
 		add("GET /metrics", "GET", "/metrics", "admin", "", 200)
 		add("DELETE /events", "DELETE", "/events", "admin", "", 400)
 		add("DELETE /events", "DELETE", "/events?from=noon", "admin", "", 400)
@@ -397,6 +428,8 @@ func TestOpenAPI_Validator(t *testing.T) {
 				body = batch
 			case "/keys":
 				body = `{"scope": "read"}`
+			case "/alerts":
+				body = `{"meter": "api.calls", "period": "daily", "threshold": 1}`
 			}
 			path := samplePath(rt.path)
 			if rt.method == "DELETE" && rt.path == "/events" {

@@ -24,6 +24,7 @@ type Server struct {
 	Deliveries odometer.DeliveryStore
 	// Customers, when nil, is Aggs if it keeps customers too (every store does).
 	Customers odometer.CustomerStore
+	Alerts    odometer.AlertStore
 	// Kick, when set, wakes the webhook sender after a trigger or a retry.
 	Kick       func()
 	Aggregator *odometer.Aggregator
@@ -101,6 +102,9 @@ var routes = []route{
 	{"GET", "/customers", odometer.ScopeRead, (*Server).handleCustomers},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
+	{"POST", "/alerts", odometer.ScopeAdmin, (*Server).handleCreateAlert},
+	{"GET", "/alerts", odometer.ScopeRead, (*Server).handleAlerts},
+	{"DELETE", "/alerts/{id}", odometer.ScopeAdmin, (*Server).handleDeleteAlert},
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
 	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
 	{"POST", "/customers/{id}/portal", odometer.ScopeAdmin, (*Server).handleCreatePortal},

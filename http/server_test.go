@@ -79,7 +79,7 @@ func MustOpenServerConfig(tb testing.TB, open func(testing.TB) odometer.Store, c
 	ts := &TestServer{Store: store, Config: cfg, now: testNow}
 	current := func() *odometer.Config { return cfg }
 	ts.API = &Server{
-		Events: store, Keys: store, Aggs: store, Deliveries: store,
+		Events: store, Keys: store, Aggs: store, Deliveries: store, Alerts: store,
 		Aggregator: &odometer.Aggregator{Store: store, Config: current, Now: ts.Now, Customers: store},
 		Config:     current, Now: ts.Now, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(lockedWriter{&ts.mu, &ts.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -45,26 +45,36 @@ func (s *Store) ClaimDeliveries(ctx context.Context, endpoint string, now time.T
 		return nil, storeError("claim deliveries", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-		WHERE d.endpoint = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2 ORDER BY d.next_attempt_at, d.rid LIMIT $3
-		FOR UPDATE OF d SKIP LOCKED`, endpoint, ms(now), limit)
-	if err != nil {
-		return nil, storeError("claim deliveries", err)
-	}
+	// Alerts first: a usage.threshold_reached is due within seconds, and
+	// must not queue behind the period webhooks of a long catch-up run.
 	var out []*odometer.Delivery
 	var rids []int64
-	for rows.Next() {
-		d, rid, err := scanDelivery(rows)
+	for _, q := range []string{
+		`AND d.type = '` + odometer.UsageThresholdReached + `'`,
+		`AND d.type <> '` + odometer.UsageThresholdReached + `'`,
+	} {
+		if len(out) >= limit {
+			break
+		}
+		rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+			WHERE d.endpoint = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2 `+q+` ORDER BY d.next_attempt_at, d.rid LIMIT $3
+			FOR UPDATE OF d SKIP LOCKED`, endpoint, ms(now), limit-len(out))
 		if err != nil {
-			rows.Close()
 			return nil, storeError("claim deliveries", err)
 		}
-		out = append(out, d)
-		rids = append(rids, rid)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, storeError("claim deliveries", err)
+		for rows.Next() {
+			d, rid, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, storeError("claim deliveries", err)
+			}
+			out = append(out, d)
+			rids = append(rids, rid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, storeError("claim deliveries", err)
+		}
 	}
 	if len(rids) == 0 {
 		return nil, nil
@@ -102,7 +112,11 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 		b.Queue(`UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, last_status = $5,
 			last_attempt_at = $6, delivered_at = $7, dry_run = $8 WHERE id = $9`,
 			d.Status, d.Attempts, nullMS(d.NextAttemptAt), lastErr, lastStatus, nullMS(d.LastAttemptAt), nullMS(d.DeliveredAt), d.DryRun, d.ID)
-		aggs[d.AggregationID] = d.Revision
+		// An alert's delivery belongs to no aggregation: its status is
+		// its own.
+		if d.AggregationID != "" {
+			aggs[d.AggregationID] = d.Revision
+		}
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return storeError("record attempts", err)

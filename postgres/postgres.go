@@ -54,6 +54,7 @@ type Store struct {
 	schema    string
 	ingestKey int64
 	aggKey    int64
+	alertKey  int64
 
 	ingest *committer
 	// aggSlot lets one LockAggregation of this process at a time wait on
@@ -129,7 +130,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: no schema of the search_path exists", where)
 	}
 	s.schema = *schema
-	s.ingestKey, s.aggKey = lockKey(s.schema, "ingest"), lockKey(s.schema, "aggregate")
+	s.ingestKey, s.aggKey, s.alertKey = lockKey(s.schema, "ingest"), lockKey(s.schema, "aggregate"), lockKey(s.schema, "alerts")
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrate %s: %w", where, err)

@@ -38,25 +38,36 @@ func (s *Store) ClaimDeliveries(ctx context.Context, endpoint string, now time.T
 		return nil, storeError("claim deliveries", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-		WHERE d.endpoint = ? AND d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.rid LIMIT ?`, endpoint, ms(now), limit)
-	if err != nil {
-		return nil, storeError("claim deliveries", err)
-	}
+	// Alerts first: a usage.threshold_reached is due within seconds, and
+	// must not queue behind the period webhooks of a long catch-up run.
 	var out []*odometer.Delivery
 	var rids []int64
-	for rows.Next() {
-		d, rid, err := scanDelivery(rows)
+	for _, q := range []string{
+		`AND d.type = '` + odometer.UsageThresholdReached + `'`,
+		`AND d.type <> '` + odometer.UsageThresholdReached + `'`,
+	} {
+		if len(out) >= limit {
+			break
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+			WHERE d.endpoint = ? AND d.status = 'pending' AND d.next_attempt_at <= ? `+q+` ORDER BY d.next_attempt_at, d.rid LIMIT ?`,
+			endpoint, ms(now), limit-len(out))
 		if err != nil {
-			rows.Close()
 			return nil, storeError("claim deliveries", err)
 		}
-		out = append(out, d)
-		rids = append(rids, rid)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, storeError("claim deliveries", err)
+		for rows.Next() {
+			d, rid, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, storeError("claim deliveries", err)
+			}
+			out = append(out, d)
+			rids = append(rids, rid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, storeError("claim deliveries", err)
+		}
 	}
 	until := ms(now.Add(lease))
 	if len(rids) > 0 {
@@ -106,7 +117,11 @@ func (s *Store) RecordAttempts(ctx context.Context, ds []*odometer.Delivery) err
 			nullMS(d.DeliveredAt), d.DryRun, d.ID); err != nil {
 			return storeError("record attempts", err)
 		}
-		aggs[d.AggregationID] = d.Revision
+		// An alert's delivery belongs to no aggregation: its status is
+		// its own.
+		if d.AggregationID != "" {
+			aggs[d.AggregationID] = d.Revision
+		}
 	}
 	sel, err := tx.PrepareContext(ctx, `SELECT status, attempts, delivered_at, last_error, last_attempt_at, dry_run
 		FROM deliveries WHERE aggregation_id = ? AND revision = ?`)

@@ -40,6 +40,8 @@ type Store struct {
 
 	// aggLock admits one aggregation run at a time.
 	aggLock chan struct{}
+	// alertLock admits one alert evaluator at a time.
+	alertLock chan struct{}
 	// findKey looks a key up by its hash.
 	findKey *sql.Stmt
 }
@@ -127,7 +129,7 @@ func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 
-	s := &Store{path: path, write: write, read: read, Now: time.Now, aggLock: make(chan struct{}, 1)}
+	s := &Store{path: path, write: write, read: read, Now: time.Now, aggLock: make(chan struct{}, 1), alertLock: make(chan struct{}, 1)}
 	if s.findKey, err = read.PrepareContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ? AND revoked_at IS NULL`); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

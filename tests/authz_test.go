@@ -111,6 +111,9 @@ var routeSamples = map[string]routeSample{
 	"PUT /customers/{id}":         {"/customers/cust_matrix", `{"name": "Matrix", "timezone": "Asia/Kolkata"}`, http.StatusOK},
 	"GET /customers/{id}":         {"/customers/cust_pinned", "", http.StatusOK},
 	"GET /customers":              {"/customers", "", http.StatusOK},
+	"POST /alerts":                {"/alerts", `{"meter": "api.calls", "period": "daily", "threshold": 100}`, http.StatusCreated},
+	"GET /alerts":                 {"/alerts", "", http.StatusOK},
+	"DELETE /alerts/{id}":         {"/alerts/alr_does_not_exist", "", http.StatusNotFound},
 	"GET /":                       {"/", "", http.StatusOK},
 	"GET /ping":                   {"/ping", "", http.StatusOK},
 	"GET /healthz":                {"/healthz", "", http.StatusOK},
@@ -254,6 +257,17 @@ func TestPinnedKeyIsolation(t *testing.T) {
 	seedCustomers(t, srv)
 	pinned := keys["pinned"]
 	_, otherKeyID := srv.createKey(t, "ingest", "")
+	// Alerts of each customer, and one of every customer: a pinned key
+	// sees its own customer's only.
+	for _, body := range []string{
+		`{"meter": "api.calls", "period": "daily", "threshold": 100, "customerId": "cust_pinned"}`,
+		`{"meter": "api.calls", "period": "daily", "threshold": 100, "customerId": "cust_other"}`,
+		`{"meter": "api.calls", "period": "hourly", "threshold": 5}`,
+	} {
+		if a := srv.mustSend(t, "POST", "/alerts", srv.Key, []byte(body)); a.Status != http.StatusCreated {
+			t.Fatalf("POST /alerts: status %d: %s", a.Status, a.Body)
+		}
+	}
 	probes, leaks := 0, 0
 
 	// Another customer's data, by customerId: 404, as if it did not exist.
@@ -272,6 +286,7 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		"/customers/CUST_PINNED",
 		"/customers/cust_pinned%20",
 		"/customers/cust_nobody",
+		"/alerts?customerId=cust_other",
 	} {
 		probes++
 		a := srv.mustSend(t, "GET", path, pinned, nil)
@@ -283,7 +298,7 @@ func TestPinnedKeyIsolation(t *testing.T) {
 
 	// Its own data, with or without the customerId: its customer only.
 	for _, path := range []string{"/events", "/events?customerId=cust_pinned", "/aggregations", "/aggregations?period=daily",
-		"/usage?eventType=api.calls", "/usage?customerId=cust_pinned&eventType=api.calls"} {
+		"/usage?eventType=api.calls", "/usage?customerId=cust_pinned&eventType=api.calls", "/alerts", "/alerts?customerId=cust_pinned"} {
 		probes++
 		a := srv.mustSend(t, "GET", path, pinned, nil)
 		if a.Status != http.StatusOK {
@@ -377,6 +392,8 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		{"GET", "/keys", ""},
 		{"POST", "/keys", `{"scope": "admin"}`},
 		{"POST", "/aggregations/trigger", ""},
+		{"POST", "/alerts", `{"meter": "api.calls", "period": "daily", "threshold": 1, "customerId": "cust_pinned"}`},
+		{"DELETE", "/alerts/alr_does_not_exist", ""},
 		{"POST", "/usage/api.calls", `{"customerId": "cust_other", "value": 1000}`},
 		{"POST", "/usage/api.calls", `{"customerId": "cust_pinned", "value": 1000}`},
 		{"PUT", "/customers/cust_pinned", `{"name": "mine now"}`},

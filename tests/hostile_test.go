@@ -372,7 +372,8 @@ const hostileConfig = `{
   "periods": ["hourly", "daily"],
   "events": {
     "api.calls": { "op": "sum" },
-    "storage.bytes": { "op": "max" }
+    "storage.bytes": { "op": "max" },
+    "latency.ms": { "op": "avg" }
   },
   "webhooks": []
 }`

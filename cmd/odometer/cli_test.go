@@ -66,7 +66,7 @@ func startServerWith(tb testing.TB, configure func(*odohttp.Server), wrap ...fun
 	ts := &testServer{Store: store}
 	current := func() *odometer.Config { return cfg }
 	ts.API = &odohttp.Server{
-		Events: store, Keys: store, Aggs: store, Deliveries: store,
+		Events: store, Keys: store, Aggs: store, Deliveries: store, Alerts: store,
 		Aggregator: &odometer.Aggregator{Store: store, Config: current, Now: time.Now},
 		Config:     current, Now: time.Now, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(lockedWriter{&ts.mu, &ts.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),

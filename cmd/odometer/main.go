@@ -34,7 +34,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand(), newVersionCommand())
 	root.AddCommand(newKeysCommand(), newCustomersCommand(), newEventsCommand(), newAggregationsCommand(), newTriggerCommand(),
 		newDeliveriesCommand(), newSendCommand(), newExportCommand(), newBenchCommand(), newConfigCommand(),
-		newWebhooksCommand())
+		newWebhooksCommand(), newAlertsCommand())
 	return root
 }
 

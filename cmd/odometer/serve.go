@@ -208,7 +208,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 		log.Warn("DRY_RUN is set: webhooks are logged and marked delivered, never sent")
 	}
 	srv := &odohttp.Server{
-		Events: store, Keys: store, Aggs: store, Deliveries: store, Customers: store, Aggregator: agg, Kick: disp.Kick,
+		Events: store, Keys: store, Aggs: store, Deliveries: store, Customers: store, Alerts: store, Aggregator: agg, Kick: disp.Kick,
 		Config: current, Now: time.Now, Logger: log, Version: version,
 		AdminKeyHash: adminHash, Ready: store.Ping,
 		MaxEventBytes: o.maxEventBytes, MaxBatchBytes: o.maxBatchBytes,
@@ -237,10 +237,21 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		schedule(runCtx, agg, store, o.aggregateInterval, log, disp.Kick, metrics)
+	}()
+	// Alerts are evaluated every second, apart from the aggregation and
+	// never waiting for it: a usage.threshold_reached goes out seconds
+	// after the event that crossed, whatever the aggregation interval.
+	alerts := &odometer.AlertEvaluator{Store: store, Config: current, Now: time.Now, Logger: log, Fired: func(n int) {
+		metrics.AddAlertsFired(n)
+		disp.Kick()
+	}}
+	go func() {
+		defer wg.Done()
+		alerts.Run(runCtx, alertEvery)
 	}()
 	// SIGHUP reloads the configuration file: a file that does not pass the
 	// start-up validation is refused, and the one in force stays.
@@ -298,6 +309,9 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	}
 	return nil
 }
+
+// alertEvery is how often the alert evaluator looks at new events.
+const alertEvery = time.Second
 
 // pruneEvery is how often the scheduler applies the retention.
 const pruneEvery = time.Hour

@@ -189,6 +189,9 @@ type AlertEvaluator struct {
 	Config func() *Config
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Customers, when set, gives the customers' billing settings, for
+	// alerts on the billing period.
+	Customers CustomerSource
 	// Fired, when set, is called after a pass that recorded firings: it
 	// wakes the webhook sender.
 	Fired func(n int)
@@ -377,7 +380,7 @@ func (e *AlertEvaluator) pass(ctx context.Context, cfg *Config, alerts []*Alert,
 	}
 	sort.Strings(types)
 	grace := time.Duration(cfg.GracePeriod)
-	bounds := newAlertPeriods(cfg)
+	bounds := newAlertPeriods(ctx, cfg, e.Customers)
 	cands := map[FiringKey]*candidate{}
 	fold := newFolder(cfg)
 	if len(types) > 0 {
@@ -411,7 +414,7 @@ func (e *AlertEvaluator) pass(ctx context.Context, cfg *Config, alerts []*Alert,
 					}
 				}
 			}
-			return nil
+			return bounds.err
 		})
 		if err != nil {
 			return events, 0, err
@@ -420,6 +423,9 @@ func (e *AlertEvaluator) pass(ctx context.Context, cfg *Config, alerts []*Alert,
 	var firings []*AlertFiring
 	if len(cands) > 0 {
 		firings, err = e.evaluate(ctx, cfg, cands, bounds, upto)
+		if err == nil {
+			err = bounds.err
+		}
 		if err != nil {
 			return events, 0, err
 		}
@@ -546,27 +552,26 @@ func newThresholdNotification(cfg *Config, a *Alert, k FiringKey, v float64, now
 }
 
 // alertPeriods finds the period holding an instant for a customer, with
-// its bounds. Calendar periods are the configuration's, in its zone; a
-// period of each customer's own (a billing cycle) slots in here, by the
-// customer.
+// its bounds: the aggregator's calendar, billing cycles included. A store
+// error reading a customer's profile is kept, and ends the pass.
 type alertPeriods struct {
-	cfg    *Config
-	bounds map[string][2]time.Time
+	cal *calendar
+	err error
 }
 
-func newAlertPeriods(cfg *Config) *alertPeriods {
-	return &alertPeriods{cfg: cfg, bounds: map[string][2]time.Time{}}
+func newAlertPeriods(ctx context.Context, cfg *Config, customers CustomerSource) *alertPeriods {
+	return &alertPeriods{cal: newCalendar(ctx, cfg, customers)}
 }
 
 // of returns the key and bounds of customer's period p holding t.
 func (ap *alertPeriods) of(p Period, customer string, t time.Time) (key string, start, end time.Time) {
-	key = p.Key(t.In(ap.cfg.Location))
-	id := string(p) + key
-	b, ok := ap.bounds[id]
-	if !ok {
-		s, e, _ := p.Bounds(key, ap.cfg.Location)
-		b = [2]time.Time{s, e}
-		ap.bounds[id] = b
+	key, err := ap.cal.keyAt(customer, p, t)
+	if err != nil {
+		if ap.err == nil {
+			ap.err = err
+		}
+		return "", time.Time{}, time.Time{}
 	}
-	return key, b[0], b[1]
+	start, end = ap.cal.bound(customer, p, key)
+	return key, start, end
 }

@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,4 +122,71 @@ func aggOrEmpty(all map[string]*odometer.Aggregation, id string) *odometer.Aggre
 		return x
 	}
 	return &odometer.Aggregation{}
+}
+
+// TestAlert_BillingPeriod: an alert on the billing period fires once per
+// cycle of the customer, keyed by the cycle's first day in its zone.
+func TestAlert_BillingPeriod(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		ctx := context.Background()
+		store := open(t)
+		cfg := aggConfig(t, `"periods": ["daily", "billing"], "maxEventAge": "0",
+			"webhooks": [{"url": "https://billing.example.com/hooks", "secret": "whsec_alerts"}]`)
+		conf := func() *odometer.Config { return cfg }
+		clk := &clock{now: at(t, "2026-05-20T10:00:00Z")}
+		anchor := at(t, "2026-01-15T00:00:00+05:30")
+		c := &odometer.Customer{ID: "c1", Timezone: "Asia/Kolkata", BillingAnchor: &anchor}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		c.UpdatedAt = clk.Now()
+		if err := odometer.SaveCustomer(ctx, store, c, clk.Now(), cfg.Location); err != nil {
+			t.Fatal(err)
+		}
+		ev := &odometer.AlertEvaluator{Store: store, Customers: store, Config: conf, Now: clk.Now}
+		if err := store.CreateAlert(ctx, newAlert("alr_cycle", "e.sum", odometer.Billing, 100, "", clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		seq := 0
+		post := func(v float64, tm time.Time) {
+			seq++
+			e := event(fmt.Sprintf("ev-%d", seq), "c1", "e.sum", v, tm)
+			e.ReceivedAt = clk.Now()
+			ingest(t, store, []odometer.Event{e})
+		}
+		run := func() odometer.AlertResult {
+			t.Helper()
+			res, err := ev.RunOnce(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		run()
+		// The cycle of May 15 (Kolkata) began at 18:30 UTC on May 14.
+		post(60, at(t, "2026-05-14T18:30:00Z"))
+		if res := run(); res.Fired != 0 {
+			t.Fatalf("fired under the threshold: %+v", res)
+		}
+		post(40, clk.Now())
+		if res := run(); res.Fired != 1 {
+			t.Fatalf("did not fire at 100 in the cycle: %+v", res)
+		}
+		// Once per cycle; and a late event of the cycle before, which had
+		// ended when it came, fires nothing.
+		post(500, at(t, "2026-05-14T18:29:00Z"))
+		post(1, clk.Now())
+		if res := run(); res.Fired != 0 {
+			t.Fatalf("fired again: %+v", res)
+		}
+		got := thresholdPayloads(t, store)
+		if len(got) != 1 {
+			t.Fatalf("payloads %v, want one", got)
+		}
+		for k, p := range got {
+			if p.Period != odometer.Billing || p.PeriodKey != "20260515" || p.Value != 100 {
+				t.Errorf("payload %s: %+v, want the billing cycle 20260515 at 100", k, p)
+			}
+		}
+	})
 }

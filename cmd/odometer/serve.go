@@ -245,7 +245,7 @@ func runServe(ctx context.Context, o serveOptions, configGiven bool, stdout, std
 	// Alerts are evaluated every second, apart from the aggregation and
 	// never waiting for it: a usage.threshold_reached goes out seconds
 	// after the event that crossed, whatever the aggregation interval.
-	alerts := &odometer.AlertEvaluator{Store: store, Config: current, Now: time.Now, Logger: log, Fired: func(n int) {
+	alerts := &odometer.AlertEvaluator{Store: store, Customers: store, Config: current, Now: time.Now, Logger: log, Fired: func(n int) {
 		metrics.AddAlertsFired(n)
 		disp.Kick()
 	}}

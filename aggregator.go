@@ -94,7 +94,7 @@ func (a *Aggregator) Run(ctx context.Context) (RunResult, error) {
 			st.To, st.After = min(max, st.Watermark+chunk), ""
 		}
 		r := &runner{ctx: ctx, a: a, cfg: cfg, pk: pk, res: &res, st: st, stored: stored, flushEvents: flush, slots: map[typeSlot]State{}, fold: newFolder(cfg)}
-		err = a.Store.ScanEvents(ctx, st.Watermark, st.To, st.After, cfg.readsMetadata(), r.add)
+		err = a.Store.ScanEvents(ctx, st.Watermark, st.To, st.After, cfg.metadataTypes(), r.add)
 		if err == nil {
 			err = r.finish(ctx)
 		}

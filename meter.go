@@ -511,14 +511,19 @@ func (c *Config) indexMeters() {
 	}
 }
 
-// readsMetadata reports whether any meter looks into events' metadata.
-func (c *Config) readsMetadata() bool {
-	for _, m := range c.Meters {
-		if m.readsMetadata() {
-			return true
+// metadataTypes returns the event types, sorted, that have a meter looking
+// into their metadata: the aggregator reads no other event's metadata.
+func (c *Config) metadataTypes() []string {
+	var types []string
+	for _, name := range c.EventTypeNames() {
+		for _, m := range c.metersByType[name] {
+			if m.readsMetadata() {
+				types = append(types, name)
+				break
+			}
 		}
 	}
-	return false
+	return types
 }
 
 // Meter returns the meter of that name (an event type is one), or nil.

@@ -113,8 +113,9 @@ type AggregationStore interface {
 	// customers after fromCustomer ("" for every customer), ordered by
 	// customer. The Event passed is reused between calls; fn must copy
 	// what it keeps.
-	// Metadata is read only when withMetadata is set.
-	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool, fn func(*Event) error) error
+	// Metadata is read only for the events of metadataTypes (none when
+	// empty): those of the meters that look into it.
+	ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, metadataTypes []string, fn func(*Event) error) error
 	// ScanFolded calls fn for each event folded into the aggregates (Seq <=
 	// upto, with no run in progress) whose time is in [from, to), with
 	// their metadata.

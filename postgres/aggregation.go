@@ -76,13 +76,12 @@ func (s *Store) MaxSeq(ctx context.Context) (int64, error) {
 // ScanEvents implements odometer.AggregationStore. The server sorts the
 // range (spilling to disk past work_mem) and the rows stream, so the
 // aggregator holds one customer at a time, not the whole range.
-func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool, fn func(*odometer.Event) error) error {
-	metadata := "NULL"
-	if withMetadata {
-		metadata = "metadata"
+func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, metadataTypes []string, fn func(*odometer.Event) error) error {
+	if metadataTypes == nil {
+		metadataTypes = []string{} // no event's metadata
 	}
-	rows, err := s.pool.Query(ctx, `SELECT customer_id, event_type, seq, value, ts, `+metadata+` FROM events
-		WHERE seq > $1 AND seq <= $2 AND customer_id > $3 ORDER BY customer_id, event_type, seq`, after, upto, fromCustomer)
+	rows, err := s.pool.Query(ctx, `SELECT customer_id, event_type, seq, value, ts, CASE WHEN event_type = ANY($4) THEN metadata END FROM events
+		WHERE seq > $1 AND seq <= $2 AND customer_id > $3 ORDER BY customer_id, event_type, seq`, after, upto, fromCustomer, metadataTypes)
 	if err != nil {
 		return storeError("scan events", err)
 	}

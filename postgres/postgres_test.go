@@ -178,7 +178,7 @@ func TestCreateEvents_CommitOrder(t *testing.T) {
 		s := replicas[0]
 		count := func(upto int64) (int, error) {
 			n := 0
-			err := s.ScanEvents(ctx, 0, upto, "", false, func(*odometer.Event) error { n++; return nil })
+			err := s.ScanEvents(ctx, 0, upto, "", nil, func(*odometer.Event) error { n++; return nil })
 			return n, err
 		}
 		var seenMax int64

@@ -41,7 +41,7 @@ const scanRunMetadata = 64 << 20
 func (a *scanned) cmp(b *scanned) int { return strings.Compare(a.customer, b.customer) }
 
 // ScanEvents implements odometer.AggregationStore.
-func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool, fn func(*odometer.Event) error) error {
+func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer string, metadataTypes []string, fn func(*odometer.Event) error) error {
 	var runs []*os.File
 	defer func() {
 		for _, f := range runs {
@@ -51,7 +51,7 @@ func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer 
 	}()
 	var last []scanned
 	for next := after; next < upto; {
-		batch, end, err := s.readRun(ctx, next, upto, fromCustomer, withMetadata)
+		batch, end, err := s.readRun(ctx, next, upto, fromCustomer, metadataTypes)
 		if err != nil {
 			return err
 		}
@@ -94,13 +94,17 @@ func (s *Store) ScanEvents(ctx context.Context, after, upto int64, fromCustomer 
 
 // readRun reads up to scanRun events with after < seq <= upto, in seq
 // order, and returns them with the seq to continue after.
-func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer string, withMetadata bool) ([]scanned, int64, error) {
+func (s *Store) readRun(ctx context.Context, after, upto int64, fromCustomer string, metadataTypes []string) ([]scanned, int64, error) {
 	metadata := "NULL"
-	if withMetadata {
-		metadata = "metadata"
+	var args []any
+	if len(metadataTypes) > 0 {
+		metadata = "CASE WHEN event_type IN (?" + strings.Repeat(",?", len(metadataTypes)-1) + ") THEN metadata END"
+		for _, t := range metadataTypes {
+			args = append(args, t)
+		}
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT customer_id, event_type, seq, value, ts, `+metadata+` FROM events
-		WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, after, upto, scanRun)
+		WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, append(args, after, upto, scanRun)...)
 	if err != nil {
 		return nil, 0, storeError("scan events", err)
 	}

@@ -90,9 +90,13 @@ var routes = []route{
 	{"GET", "/keys", odometer.ScopeAdmin, (*Server).handleKeys},
 	{"DELETE", "/keys/{id}", odometer.ScopeAdmin, (*Server).handleRevokeKey},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
+	{"GET", "/deliveries/{id}", odometer.ScopeAdmin, (*Server).handleDelivery},
+	{"POST", "/webhooks/retry", odometer.ScopeAdmin, (*Server).handleRetryEndpoint},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
 	{"GET", "/metrics", odometer.ScopeAdmin, (*Server).handleMetrics},
 	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
+	{"GET", "/stats/usage", odometer.ScopeRead, (*Server).handleStatsUsage},
+	{"GET", "/webhooks", odometer.ScopeRead, (*Server).handleWebhooks},
 }
 
 // Handler returns the API's handler.

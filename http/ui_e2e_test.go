@@ -165,19 +165,40 @@ const uiConfig = `{
   "events": {
     "api.calls":        { "op": "sum", "description": "Total API calls" },
     "storage.bytes":    { "op": "max", "description": "Bytes stored" },
-    "response.time.ms": { "op": "avg" }
+    "response.time.ms": { "op": "avg" },
+    "llm.request":      { "op": "count", "description": "LLM requests" },
+    "storage.gb":       { "op": "last", "description": "Gigabytes stored, as last reported" }
+  },
+  "meters": {
+    "llm.tokens":  { "eventType": "llm.request", "op": "sum", "value": "$.tokens", "groupBy": ["model"], "description": "Tokens, by model" },
+    "llm.users":   { "eventType": "llm.request", "op": "unique", "value": "$.userId", "description": "Active users" },
+    "llm.p95":     { "eventType": "llm.request", "op": "p95", "value": "$.latencyMs", "description": "Latency, 95th percentile (ms)" },
+    "storage.gbh": { "eventType": "storage.gb", "op": "integral", "unit": "hour", "groupBy": ["region"], "description": "Storage held, GB-hours" }
   },
   "webhooks": [
-    { "url": "https://billing.example.com/hooks/metering", "secret": "` + testSecret + `", "enabled": true }
+    { "url": "` + uiHookA + `", "secret": "` + testSecret + `", "enabled": true },
+    { "url": "` + uiHookB + `", "secret": "` + testSecret + `", "enabled": true }
   ]
 }`
 
+// Two endpoints that differ only at the end of a long URL: the page must
+// show the part that tells them apart.
+const (
+	uiHookA = "https://billing.example.com/hooks/metering/production-eu-west-1/orders"
+	uiHookB = "https://billing.example.com/hooks/metering/production-eu-west-1/invoices"
+)
+
+// uiMeters are the meters of uiConfig, in the page's order: the event
+// types sorted, then the meters section (GET /config sorts them by name).
+var uiMeters = []string{"api.calls", "llm.request", "response.time.ms", "storage.bytes", "storage.gb", "llm.p95", "llm.tokens", "llm.users", "storage.gbh"}
+
 // uiEvent is one posted event.
 type uiEvent struct {
-	EventType  string    `json:"eventType"`
-	CustomerID string    `json:"customerId"`
-	Value      float64   `json:"value"`
-	Timestamp  time.Time `json:"timestamp"`
+	EventType  string         `json:"eventType"`
+	CustomerID string         `json:"customerId"`
+	Value      float64        `json:"value"`
+	Timestamp  time.Time      `json:"timestamp"`
+	Metadata   map[string]any `json:"metadata,omitempty"`
 }
 
 // uiData is what the browser tests post: cust_a every day of December and
@@ -189,19 +210,38 @@ func uiData(now time.Time) []uiEvent {
 	for d := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC); d.Before(now.Truncate(24 * time.Hour)); d = d.AddDate(0, 0, 1) {
 		n := float64(d.YearDay()%7 + 1)
 		out = append(out,
-			uiEvent{"api.calls", "cust_a", n * 10, d.Add(9 * time.Hour)},
-			uiEvent{"storage.bytes", "cust_a", 1000 * n, d.Add(12 * time.Hour)},
-			uiEvent{"response.time.ms", "cust_a", 100 + n, d.Add(15 * time.Hour)},
-			uiEvent{"response.time.ms", "cust_a", 150 + n, d.Add(15*time.Hour + 30*time.Minute)})
+			uiEvent{EventType: "api.calls", CustomerID: "cust_a", Value: n * 10, Timestamp: d.Add(9 * time.Hour)},
+			uiEvent{EventType: "storage.bytes", CustomerID: "cust_a", Value: 1000 * n, Timestamp: d.Add(12 * time.Hour)},
+			uiEvent{EventType: "response.time.ms", CustomerID: "cust_a", Value: 100 + n, Timestamp: d.Add(15 * time.Hour)},
+			uiEvent{EventType: "response.time.ms", CustomerID: "cust_a", Value: 150 + n, Timestamp: d.Add(15*time.Hour + 30*time.Minute)})
 	}
-	out = append(out, uiEvent{"api.calls", "cust_a", 5, time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC)})
+	out = append(out, uiEvent{EventType: "api.calls", CustomerID: "cust_a", Value: 5, Timestamp: time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC)})
 	for h := 1; h <= 5; h++ {
-		out = append(out, uiEvent{"api.calls", "cust_a", float64(h), now.Add(-time.Duration(h) * 53 * time.Minute)})
+		out = append(out, uiEvent{EventType: "api.calls", CustomerID: "cust_a", Value: float64(h), Timestamp: now.Add(-time.Duration(h) * 53 * time.Minute)})
 	}
 	for i := 1; i <= 12; i++ {
-		out = append(out, uiEvent{"api.calls", fmt.Sprintf("cust_%02d", i), float64(i * 7), time.Date(2026, 1, 2+i%9, 8, i, 0, 0, time.UTC)},
-			uiEvent{"storage.bytes", fmt.Sprintf("cust_%02d", i), float64(500 * (13 - i)), time.Date(2026, 1, 3, 8, i, 0, 0, time.UTC)})
+		out = append(out, uiEvent{EventType: "api.calls", CustomerID: fmt.Sprintf("cust_%02d", i), Value: float64(i * 7), Timestamp: time.Date(2026, 1, 2+i%9, 8, i, 0, 0, time.UTC)},
+			uiEvent{EventType: "storage.bytes", CustomerID: fmt.Sprintf("cust_%02d", i), Value: float64(500 * (13 - i)), Timestamp: time.Date(2026, 1, 3, 8, i, 0, 0, time.UTC)})
 	}
+	// LLM requests of cust_a, three models and a few users, twice a day
+	// from 1 December; and of cust_01..cust_03 in January.
+	models := []string{"gpt-4o", "claude", "llama", "gpt-4o"}
+	for d, i := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), 0; d.Before(now.Truncate(24*time.Hour)); d, i = d.AddDate(0, 0, 1), i+1 {
+		for k := 0; k < 2; k++ {
+			out = append(out, uiEvent{EventType: "llm.request", CustomerID: "cust_a", Value: 1, Timestamp: d.Add(time.Duration(10+4*k) * time.Hour),
+				Metadata: map[string]any{"model": models[(i+k)%4], "tokens": 100*(i%5+1) + 10*k, "userId": fmt.Sprintf("u%d", (i+k)%6), "latencyMs": 200 + 7*(i%11)}})
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		out = append(out, uiEvent{EventType: "llm.request", CustomerID: fmt.Sprintf("cust_%02d", i), Value: 1, Timestamp: time.Date(2026, 1, 5, 9, i, 0, 0, time.UTC),
+			Metadata: map[string]any{"model": "claude", "tokens": 1000 * i, "userId": "x", "latencyMs": 300}})
+	}
+	// A gauge: cust_a stores 5 GB in eu from 10 December, 8 GB from 5
+	// January, and 2 GB in us from 8 January.
+	out = append(out,
+		uiEvent{EventType: "storage.gb", CustomerID: "cust_a", Value: 5, Timestamp: time.Date(2025, 12, 10, 6, 0, 0, 0, time.UTC), Metadata: map[string]any{"region": "eu"}},
+		uiEvent{EventType: "storage.gb", CustomerID: "cust_a", Value: 8, Timestamp: time.Date(2026, 1, 5, 6, 0, 0, 0, time.UTC), Metadata: map[string]any{"region": "eu"}},
+		uiEvent{EventType: "storage.gb", CustomerID: "cust_a", Value: 2, Timestamp: time.Date(2026, 1, 8, 18, 0, 0, 0, time.UTC), Metadata: map[string]any{"region": "us"}})
 	return out
 }
 
@@ -261,8 +301,8 @@ type uiChart struct {
 	Points []uiPoint `json:"points"`
 }
 
-const readCharts = `[...document.querySelectorAll('figure.chart[data-event-type]')].map(f => ({
-  type: f.dataset.eventType, from: f.dataset.from, to: f.dataset.to, window: f.dataset.window,
+const readCharts = `[...document.querySelectorAll('figure.chart[data-meter]')].map(f => ({
+  type: f.dataset.meter, from: f.dataset.from, to: f.dataset.to, window: f.dataset.window,
   points: [...f.querySelectorAll('.pt')].map(p => ({key: p.dataset.key, value: Number(p.dataset.value), count: Number(p.dataset.count)}))}))`
 
 // uiCell is a cell of the current period's table.
@@ -274,8 +314,8 @@ type uiCell struct {
 	Text  string `json:"text"`
 }
 
-const readCells = `[...document.querySelectorAll('#current tr[data-event-type] td.num[data-value]')].map(td => ({
-  type: td.parentElement.dataset.eventType, which: td.classList.contains('cur') ? 'cur' : 'prev',
+const readCells = `[...document.querySelectorAll('#current tr[data-meter] td.num[data-value]')].map(td => ({
+  type: td.parentElement.dataset.meter, which: ['cur', 'same', 'prev'].find(c => td.classList.contains(c)),
   value: td.dataset.value, count: String(td.dataset.count), text: td.textContent}))`
 
 func (ts *TestServer) usage(t *testing.T, key string, q url.Values) uiUsage {
@@ -322,15 +362,27 @@ func TestUI_Browser(t *testing.T) {
 		// The table: this month and last, as GET /usage answers, and as
 		// the events posted add up in Oslo's months.
 		cells := mustEval[[]uiCell](t, tab, readCells)
-		if got, want := len(cells), 6; got != want {
+		if got, want := len(cells), 3*len(uiMeters); got != want {
 			t.Fatalf("%d cells with values, want %d: %+v", got, want, cells)
 		}
+		// The same point of last month: 13 December at 11:30 in Oslo, as
+		// the clock is 13 January at 11:30 there.
+		same := time.Date(2025, 12, 13, 11, 30, 0, 0, oslo)
+		checked := 0
 		for _, c := range cells {
-			q := url.Values{"customerId": {"cust_a"}, "eventType": {c.Type}, "window": {"month"}}
+			if c.Type == "storage.gbh" {
+				continue // a gauge: from its aggregations, below
+			}
+			q := url.Values{"customerId": {"cust_a"}, "meter": {c.Type}, "window": {"month"}}
 			cur := ts.usage(t, ts.ReadKey, q)
 			u := cur
-			if c.Which == "prev" {
+			switch c.Which {
+			case "prev":
 				q.Set("to", cur.From)
+				u = ts.usage(t, ts.ReadKey, q)
+			case "same":
+				q.Set("from", dec.UTC().Format(time.RFC3339))
+				q.Set("to", same.UTC().Format(time.RFC3339))
 				u = ts.usage(t, ts.ReadKey, q)
 			}
 			if len(u.Usage) != 1 {
@@ -346,35 +398,65 @@ func TestUI_Browser(t *testing.T) {
 				t.Errorf("%s %s: the text %q, want %v", c.Type, c.Which, c.Text, want)
 			}
 			if c.Type == "api.calls" {
-				start, end := jan, jan.AddDate(0, 1, 0)
-				if c.Which == "prev" {
+				start, end := jan, testNow
+				switch c.Which {
+				case "prev":
 					start, end = dec, jan
+				case "same":
+					start, end = dec, same
 				}
 				if got, want := u.Usage[0].Value, monthSum(events, "cust_a", "api.calls", start, end); got != want {
 					t.Errorf("api.calls %s: %v, the posted events add up to %v", c.Which, got, want)
 				}
 			}
+			checked++
+		}
+		if checked != 3*(len(uiMeters)-1) {
+			t.Errorf("%d cells checked", checked)
+		}
+		// The comparison: the open month marked in progress, against the
+		// same days of last month; the change is not coloured.
+		heads := mustEval[string](t, tab, `document.querySelector('#current thead').textContent`)
+		if !strings.Contains(heads, "in progress") || !strings.Contains(heads, "Dec 1–13") || !strings.Contains(heads, "Jan 1–13") {
+			t.Errorf("the comparison's headings: %q", heads)
+		}
+		if coloured := mustEval[[]string](t, tab, `[...document.querySelectorAll('#current td.change')].filter(td => getComputedStyle(td).color !== getComputedStyle(document.body).color || td.matches('.up, .down, .ok, .bad')).map(td => td.parentElement.dataset.meter)`); len(coloured) != 0 {
+			t.Errorf("changes coloured as good or bad: %v", coloured)
+		}
+		// Descriptions from the configuration.
+		if text := mustEval[string](t, tab, `document.querySelector('#current tr[data-meter="llm.tokens"]').textContent`); !strings.Contains(text, "Tokens, by model") {
+			t.Errorf("llm.tokens' row: %q", text)
 		}
 
 		// The charts, at several ranges and windows: each point is one of
-		// GET /usage's, for the same range.
+		// GET /usage's, for the same range; a gauge's, one of GET
+		// /aggregations'.
 		for _, tc := range []struct{ rng, window string }{{"90d", "day"}, {"24h", "hour"}, {"90d", "week"}, {"12m", "month"}} {
 			if tc.rng != "90d" || tc.window != "day" {
 				goTo(t, tab, "#/customer/cust_a?range="+tc.rng+"&window="+tc.window, "customer")
 			}
 			charts := mustEval[[]uiChart](t, tab, readCharts)
-			if got, want := len(charts), 3; got != want {
+			if got, want := len(charts), len(uiMeters); got != want {
 				t.Fatalf("%d charts, want %d", got, want)
 			}
-			for _, c := range charts {
+			for i, c := range charts {
+				if c.Type != uiMeters[i] {
+					t.Fatalf("chart %d is %s, want %s", i, c.Type, uiMeters[i])
+				}
 				if c.Window != tc.window {
 					t.Fatalf("%s: window %s, want %s", c.Type, c.Window, tc.window)
 				}
-				u := ts.usage(t, ts.ReadKey, url.Values{"customerId": {"cust_a"}, "eventType": {c.Type}, "window": {tc.window}, "from": {c.From}})
+				if c.Type == "storage.gbh" {
+					if tc.window == "day" {
+						checkGauge(t, ts, tab, c)
+					}
+					continue
+				}
+				u := ts.usage(t, ts.ReadKey, url.Values{"customerId": {"cust_a"}, "meter": {c.Type}, "window": {tc.window}, "from": {c.From}})
 				if u.From != c.From || u.To != c.To {
 					t.Fatalf("%s: range %s..%s, GET /usage %s..%s", c.Type, c.From, c.To, u.From, u.To)
 				}
-				if len(c.Points) == 0 {
+				if len(c.Points) == 0 && c.Type == "api.calls" {
 					t.Fatalf("%s %s/%s: no points", c.Type, tc.rng, tc.window)
 				}
 				if got, want := fmt.Sprint(c.Points), fmt.Sprint(u.Usage); got != want {
@@ -391,6 +473,13 @@ func TestUI_Browser(t *testing.T) {
 				t.Errorf("%s: the range starts at %v, not at the start of a %s in Oslo", tc.window, from, tc.window)
 			}
 		}
+
+		// The grouped meter: each bar stacked from its groups, which add up
+		// to the window's value, as GET /usage?groupBy=model answers; and
+		// the table of this month's groups.
+		goTo(t, tab, "#/customer/cust_a?range=30d&window=day", "customer")
+		checkGroups(t, ts, tab)
+		screenshot(t, tab, "customer-meters")
 
 		// Aggregations, with revision and webhook state.
 		goTo(t, tab, "#/customer/cust_a", "customer")
@@ -613,4 +702,125 @@ func TestUI_Browser(t *testing.T) {
 			t.Errorf("after refresh the page shows %s, GET /usage %s", got, want)
 		}
 	})
+}
+
+// checkGauge checks a gauge's chart against GET /aggregations: a point
+// per daily aggregation that holds the meter, with its value and count,
+// drawn as a step line; and a day with no event holds the gauge's value
+// (5 GB all day: 120 GB-hours). (Some days of the carried gauge have no
+// daily aggregation yet, a gap the chart shows as the API answers it:
+// see docs/DASHBOARD.md, "Limits".)
+func checkGauge(t *testing.T, ts *TestServer, tab context.Context, c uiChart) {
+	t.Helper()
+	var aggs []struct {
+		PeriodKey   string             `json:"periodKey"`
+		PeriodStart string             `json:"periodStart"`
+		Events      map[string]float64 `json:"events"`
+		EventCounts map[string]int64   `json:"eventCounts"`
+	}
+	ts.MustDo(t, 200, "GET", "/aggregations?"+url.Values{"customerId": {"cust_a"}, "period": {"daily"}, "from": {c.From}, "limit": {"1000"}}.Encode(), ts.ReadKey, "").Decode(t, &aggs)
+	sort.Slice(aggs, func(i, j int) bool { return aggs[i].PeriodStart < aggs[j].PeriodStart })
+	var want []uiPoint
+	for _, a := range aggs {
+		if v, ok := a.Events[c.Type]; ok {
+			want = append(want, uiPoint{a.PeriodKey, v, a.EventCounts[c.Type]})
+		}
+	}
+	if len(want) == 0 {
+		t.Fatalf("%s: no aggregations hold the gauge", c.Type)
+	}
+	if got, want := fmt.Sprint(c.Points), fmt.Sprint(want); got != want {
+		t.Fatalf("%s: the chart\n%s\nGET /aggregations\n%s", c.Type, got, want)
+	}
+	held := false
+	for _, p := range c.Points {
+		if p.Key == "20251211" {
+			held = p.Value == 120 && p.Count == 0
+		}
+	}
+	if !held {
+		t.Errorf("%s: 11 December (no event, 5 GB held) is not 120 GB-hours: %v", c.Type, c.Points)
+	}
+	// A step line: each window's value is a horizontal segment.
+	d := mustEval[string](t, tab, `document.querySelector('figure[data-meter="storage.gbh"] path.line:not(.thin)').getAttribute('d')`)
+	steps := strings.Count(d, "L") + strings.Count(d, "M")
+	if steps < 2*len(want) {
+		t.Errorf("%s: the line has %d vertices for %d windows: not a step line: %s", c.Type, steps, len(want), d)
+	}
+}
+
+// checkGroups checks the grouped meter llm.tokens: each window's stacked
+// segments are GET /usage?groupBy=model's groups and add up to the
+// window's value; the table of groups is this month's.
+func checkGroups(t *testing.T, ts *TestServer, tab context.Context) {
+	t.Helper()
+	from := mustEval[string](t, tab, `document.querySelector('figure[data-meter="llm.tokens"]').dataset.from`)
+	var u struct {
+		Usage []struct {
+			Key    string  `json:"key"`
+			Value  float64 `json:"value"`
+			Groups []struct {
+				Group map[string]string `json:"group"`
+				Value float64           `json:"value"`
+				Count int64             `json:"count"`
+			} `json:"groups"`
+		} `json:"usage"`
+	}
+	ts.MustDo(t, 200, "GET", "/usage?"+url.Values{"customerId": {"cust_a"}, "meter": {"llm.tokens"}, "window": {"day"}, "from": {from}, "groupBy": {"model"}}.Encode(), ts.ReadKey, "").Decode(t, &u)
+	type seg struct {
+		Key   string  `json:"key"`
+		Group string  `json:"group"`
+		Value float64 `json:"value"`
+	}
+	segs := mustEval[[]seg](t, tab, `[...document.querySelectorAll('figure[data-meter="llm.tokens"] rect.seg')].map(r => ({key: r.dataset.key, group: r.dataset.group, value: Number(r.dataset.value)}))`)
+	shown := map[string]float64{}
+	for _, s := range segs {
+		shown[s.Key+" "+s.Group] += s.Value
+	}
+	n := 0
+	for _, w := range u.Usage {
+		sum := 0.0
+		for _, g := range w.Groups {
+			if got, want := shown[w.Key+" "+g.Group["model"]], g.Value; got != want {
+				t.Errorf("llm.tokens %s %s: the chart shows %v, GET /usage %v", w.Key, g.Group["model"], got, want)
+			}
+			sum += g.Value
+			n++
+		}
+		if sum != w.Value {
+			t.Errorf("llm.tokens %s: the groups add up to %v, the window is %v", w.Key, sum, w.Value)
+		}
+	}
+	if n == 0 || len(segs) != n {
+		t.Errorf("%d segments drawn, %d groups answered", len(segs), n)
+	}
+	legend := mustEval[string](t, tab, `document.querySelector('figure[data-meter="llm.tokens"] ul.legend').textContent`)
+	for _, m := range []string{"gpt-4o", "claude", "llama"} {
+		if !strings.Contains(legend, m) {
+			t.Errorf("the legend %q lacks %s", legend, m)
+		}
+	}
+	// This month's groups.
+	var month struct {
+		Usage []struct {
+			Groups []struct {
+				Group map[string]string `json:"group"`
+				Value float64           `json:"value"`
+			} `json:"groups"`
+		} `json:"usage"`
+	}
+	ts.MustDo(t, 200, "GET", "/usage?customerId=cust_a&meter=llm.tokens&window=month&groupBy=model", ts.ReadKey, "").Decode(t, &month)
+	want := map[string]float64{}
+	for _, g := range month.Usage[0].Groups {
+		want[g.Group["model"]] = g.Value
+	}
+	got := mustEval[map[string]float64](t, tab, `Object.fromEntries([...document.querySelectorAll('table.groups[data-meter="llm.tokens"] tr[data-group]')].map(r => [r.dataset.group, Number(r.dataset.value)]))`)
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(want) != 3 {
+		t.Errorf("this month's groups: the page %v, GET /usage %v", got, want)
+	}
+	// The numbers as a table, for a keyboard and a screen reader.
+	rows := mustEval[int](t, tab, `document.querySelectorAll('figure[data-meter="llm.tokens"] details.datatable tbody tr[data-key]').length`)
+	if rows != len(u.Usage) {
+		t.Errorf("the data table has %d rows, the chart %d windows", rows, len(u.Usage))
+	}
 }

@@ -226,7 +226,7 @@ func uiData(now time.Time) []uiEvent {
 	// LLM requests of cust_a, three models and a few users, twice a day
 	// from 1 December; and of cust_01..cust_03 in January.
 	models := []string{"gpt-4o", "claude", "llama", "gpt-4o"}
-	for d, i := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), 0; d.Before(now.Truncate(24*time.Hour)); d, i = d.AddDate(0, 0, 1), i+1 {
+	for d, i := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), 0; d.Before(now.Truncate(24 * time.Hour)); d, i = d.AddDate(0, 0, 1), i+1 {
 		for k := 0; k < 2; k++ {
 			out = append(out, uiEvent{EventType: "llm.request", CustomerID: "cust_a", Value: 1, Timestamp: d.Add(time.Duration(10+4*k) * time.Hour),
 				Metadata: map[string]any{"model": models[(i+k)%4], "tokens": 100*(i%5+1) + 10*k, "userId": fmt.Sprintf("u%d", (i+k)%6), "latencyMs": 200 + 7*(i%11)}})
@@ -266,7 +266,7 @@ func openUIServer(t *testing.T) (*TestServer, []uiEvent, string) {
 	ts.SetNow(testNow)
 	ts.mustTrigger(t)
 
-	ds, _, err := ts.Store.FindDeliveries(context.Background(), odometer.DeliveryFilter{Status: odometer.DeliveryPending, CustomerID: "cust_a", Limit: 1})
+	ds, _, err := ts.Store.FindDeliveries(context.Background(), odometer.DeliveryFilter{Status: odometer.DeliveryPending, CustomerID: "cust_a", Endpoint: uiHookA, Limit: 1})
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries: %d, %v", len(ds), err)
 	}
@@ -603,20 +603,151 @@ func TestUI_Browser(t *testing.T) {
 	})
 
 	t.Run("Deliveries", func(t *testing.T) {
+		// The second endpoint answered 410 Gone: the server disabled it,
+		// and three of its deliveries failed.
+		ctx := context.Background()
+		gone := testNow.Add(-30 * time.Minute)
+		if err := ts.Store.DisableEndpoint(ctx, uiHookB, "the endpoint answered 410 Gone", gone); err != nil {
+			t.Fatal(err)
+		}
+		ds, _, err := ts.Store.FindDeliveries(ctx, odometer.DeliveryFilter{Status: odometer.DeliveryPending, Endpoint: uiHookB, Limit: 3})
+		if err != nil || len(ds) != 3 {
+			t.Fatalf("deliveries to %s: %d, %v", uiHookB, len(ds), err)
+		}
+		for _, d := range ds {
+			d.Status, d.Attempts, d.LastStatus, d.LastAttemptAt, d.NextAttemptAt = odometer.DeliveryFailed, 1, 410, &gone, nil
+			d.LastError = "410 Gone: the endpoint is disabled until a delivery to it is retried"
+		}
+		if err := ts.Store.RecordAttempts(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		var health []struct {
+			URL        string           `json:"url"`
+			State      string           `json:"state"`
+			Deliveries map[string]int64 `json:"deliveries"`
+		}
+		ts.MustDo(t, 200, "GET", "/webhooks", ts.AdminKey, "").Decode(t, &health)
+		if len(health) != 2 || health[1].URL != uiHookB || health[1].State != "disabled" || health[1].Deliveries["failed"] != 3 || health[0].Deliveries["failed"] != 1 {
+			t.Fatalf("GET /webhooks: %+v", health)
+		}
+
+		// The configuration page says what the server does, not only
+		// what the file says.
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "#/deliveries", ts.AdminKey, "deliveries")
-		row := fmt.Sprintf(`#deliveries-failed tr[data-id=%q]`, failedID)
+		signIn(t, tab, ts.URL, "#/config", ts.AdminKey, "config")
+		states := mustEval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#webhooks tr[data-url]')].map(r => [r.dataset.url, r.dataset.state + ': ' + r.textContent]))`)
+		if got := states[uiHookB]; !strings.HasPrefix(got, "disabled: ") || !strings.Contains(got, "410 Gone") {
+			t.Errorf("the configuration page shows %s as %q", uiHookB, got)
+		}
+		if got := states[uiHookA]; !strings.HasPrefix(got, "active: ") {
+			t.Errorf("the configuration page shows %s as %q", uiHookA, got)
+		}
+
+		goTo(t, tab, "#/deliveries", "deliveries")
+		// Endpoint health, as GET /webhooks answers, with whole URLs.
+		type epRow struct {
+			URL, State, Text string
+			Failed           float64
+			Full             bool
+		}
+		eps := mustEval[[]epRow](t, tab, `[...document.querySelectorAll('#endpoints tr[data-url]')].map(r => { const c = r.querySelector('td.endpoint');
+			return {URL: r.dataset.url, State: r.dataset.state, Text: r.textContent, Failed: Number(r.cells[6].textContent.replace(/,/g, '')),
+				Full: c.textContent === r.dataset.url && c.scrollWidth <= c.clientWidth + 1 && c.scrollHeight <= c.clientHeight + 1}; })`)
+		if len(eps) != 2 {
+			t.Fatalf("endpoints %+v", eps)
+		}
+		for i, e := range eps {
+			if e.URL != health[i].URL || e.State != health[i].State || e.Failed != float64(health[i].Deliveries["failed"]) {
+				t.Errorf("endpoint %d: the page %+v, GET /webhooks %+v", i, e, health[i])
+			}
+			if !e.Full {
+				t.Errorf("%s is cut on the page", e.URL)
+			}
+		}
+		if !strings.Contains(eps[1].Text, "410 Gone") {
+			t.Errorf("the disabled endpoint does not say why: %q", eps[1].Text)
+		}
+
+		// The failed list: the delivery marked failed, with its error.
+		row := fmt.Sprintf(`#deliveries tr[data-id=%q]`, failedID)
 		if text := mustEval[string](t, tab, `document.querySelector('`+row+`').textContent`); !strings.Contains(text, "503 Service Unavailable") {
 			t.Fatalf("the failed row: %q", text)
 		}
-		if n := mustEval[int](t, tab, `document.querySelectorAll('#deliveries-pending tr[data-status="pending"]').length`); n == 0 {
-			t.Fatal("no pending deliveries shown")
-		}
 		screenshot(t, tab, "deliveries")
 
+		// Filtered by endpoint and state, as GET /deliveries answers.
+		filter := func(endpoint, status string) []string {
+			t.Helper()
+			mustEval[any](t, tab, fmt.Sprintf(`delete document.body.dataset.ready; document.getElementById('dl-endpoint').value = %q;
+				document.getElementById('dl-status').value = %q; document.getElementById('dl-status').dispatchEvent(new Event('change')); null`, endpoint, status))
+			waitReady(t, tab, "deliveries")
+			return mustEval[[]string](t, tab, `[...document.querySelectorAll('#deliveries tr[data-id]')].map(r => r.dataset.id + ' ' + r.dataset.endpoint + ' ' + r.dataset.status)`)
+		}
+		apiList := func(endpoint, status string) []string {
+			var ds []struct{ ID, Endpoint, Status string }
+			ts.MustDo(t, 200, "GET", "/deliveries?"+url.Values{"endpoint": {endpoint}, "status": {status}, "limit": {"50"}}.Encode(), ts.AdminKey, "").Decode(t, &ds)
+			var out []string
+			for _, d := range ds {
+				out = append(out, d.ID+" "+d.Endpoint+" "+d.Status)
+			}
+			return out
+		}
+		for _, f := range [][2]string{{uiHookB, "failed"}, {uiHookA, "failed"}, {uiHookB, "pending"}, {"", "failed"}} {
+			got, want := filter(f[0], f[1]), apiList(f[0], f[1])
+			if fmt.Sprint(got) != fmt.Sprint(want) || len(want) == 0 {
+				t.Errorf("endpoint %q, %s: the page\n%v\nGET /deliveries\n%v", f[0], f[1], got, want)
+			}
+		}
+		// The disabled endpoint's pending deliveries say why they wait.
+		filter(uiHookB, "pending")
+		if when := mustEval[string](t, tab, `document.querySelector('#deliveries tr[data-id] td.when').textContent`); !strings.Contains(when, "disabled") {
+			t.Errorf("a parked delivery says %q", when)
+		}
+
+		// The payload and the last response of one delivery.
+		filter(uiHookB, "failed")
+		id := mustEval[string](t, tab, `document.querySelector('#deliveries tr[data-id]').dataset.id`)
+		mustDo(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#deliveries tr[data-id=%q] button.details`, id))))
+		waitFor(t, tab, fmt.Sprintf(`document.querySelector('tr[data-detail=%q] pre.payload')`, id))
+		var one struct {
+			Payload    map[string]any `json:"payload"`
+			LastStatus int            `json:"lastStatus"`
+		}
+		ts.MustDo(t, 200, "GET", "/deliveries/"+id, ts.AdminKey, "").Decode(t, &one)
+		shownPayload := mustEval[map[string]any](t, tab, fmt.Sprintf(`JSON.parse(document.querySelector('tr[data-detail=%q] pre.payload').textContent)`, id))
+		if fmt.Sprint(shownPayload) != fmt.Sprint(one.Payload) || len(one.Payload) == 0 {
+			t.Errorf("payload: the page %v, GET /deliveries/{id} %v", shownPayload, one.Payload)
+		}
+		if got := mustEval[string](t, tab, fmt.Sprintf(`document.querySelector('tr[data-detail=%q] .last-status').textContent`, id)); got != strconv.Itoa(one.LastStatus) || got != "410" {
+			t.Errorf("last response status %q, want 410", got)
+		}
+		screenshot(t, tab, "delivery-detail")
+
+		// Retry every failed delivery of the disabled endpoint: the focus
+		// stays on the button.
+		mustEval[any](t, tab, `delete document.body.dataset.ready; null`)
+		mustDo(t, tab, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button.retry-all[data-url=%q]`, uiHookB))),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.retry-all[data-url=%q]`, uiHookB))))
+		waitFor(t, tab, `document.getElementById('msg').textContent.includes('3 failed deliveries')`)
+		waitReady(t, tab, "deliveries")
+		if left, _, err := ts.Store.FindDeliveries(ctx, odometer.DeliveryFilter{Status: odometer.DeliveryFailed, Endpoint: uiHookB, Limit: 10}); err != nil || len(left) != 0 {
+			t.Errorf("after retry all, %d failed deliveries to %s (%v)", len(left), uiHookB, err)
+		}
+		if off, _ := ts.Store.DisabledEndpoints(ctx); off[uiHookB] != "" {
+			t.Errorf("after retry all, %s is still disabled", uiHookB)
+		}
+		if state := mustEval[string](t, tab, fmt.Sprintf(`document.querySelector('#endpoints tr[data-url=%q]').dataset.state`, uiHookB)); state != "active" {
+			t.Errorf("after retry all the page shows %s as %s", uiHookB, state)
+		}
+		if got := mustEval[string](t, tab, `document.activeElement.dataset.url || document.activeElement.tagName`); got != uiHookB {
+			t.Errorf("after retry all the focus is on %s", got)
+		}
+
+		// One delivery, again.
+		filter("", "failed")
 		mustDo(t, tab, chromedp.Click(chromedp.CSS(row+" button.retry")))
-		waitFor(t, tab, fmt.Sprintf(`!document.querySelector('#deliveries-failed tr[data-id=%q]') && document.querySelector('#deliveries-pending tr[data-id=%q]')`, failedID, failedID))
-		d, err := ts.Store.FindDelivery(context.Background(), failedID)
+		waitFor(t, tab, fmt.Sprintf(`!document.querySelector('#deliveries tr[data-id=%q]')`, failedID))
+		d, err := ts.Store.FindDelivery(ctx, failedID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -633,7 +764,7 @@ func TestUI_Browser(t *testing.T) {
 		signIn(t, tab, ts.URL, "#/config", ts.AdminKey, "config")
 		screenshot(t, tab, "configuration")
 		rows := mustEval[[]string](t, tab, `[...document.querySelectorAll('#event-types tr[data-event-type]')].map(r => r.dataset.eventType + '=' + r.querySelector('.pill').textContent)`)
-		if got, want := strings.Join(rows, " "), "api.calls=sum response.time.ms=avg storage.bytes=max"; got != want {
+		if got, want := strings.Join(rows, " "), "api.calls=sum llm.request=count response.time.ms=avg storage.bytes=max storage.gb=last"; got != want {
 			t.Errorf("event types %q, want %q", got, want)
 		}
 		hooks := mustEval[string](t, tab, `document.getElementById('webhooks').textContent`)

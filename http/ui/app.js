@@ -1184,8 +1184,10 @@
     };
     const endpointRow = (e) => {
       const n = e.deliveries.failed || 0;
-      const b = h('button', { type: 'button', class: 'retry-all', 'data-url': e.url, disabled: n === 0 }, 'Retry failed (' + fmtNum(n) + ')');
-      b.addEventListener('click', () => retryAll(e.url, b));
+      // aria-disabled rather than disabled: a button that just retried
+      // everything keeps the focus.
+      const b = h('button', { type: 'button', class: 'retry-all', 'data-url': e.url, 'aria-disabled': n === 0 ? 'true' : null }, 'Retry failed (' + fmtNum(n) + ')');
+      b.addEventListener('click', () => { if (b.getAttribute('aria-disabled') !== 'true') retryAll(e.url, b); });
       const tried = (e.last24h.delivered || 0) + (e.last24h.failed || 0) + (e.last24h.retrying || 0);
       return h('tr', { 'data-url': e.url, 'data-state': e.state },
         h('td', { class: 'mono endpoint' }, e.url),
@@ -1213,7 +1215,7 @@
       if (!paged) await loadList(false);
     };
     const retryAll = async (url, button) => {
-      button.disabled = true;
+      button.setAttribute('aria-disabled', 'true');
       try {
         const r = await api('webhooks/retry?' + q({ endpoint: url }), 'POST');
         message(fmtNum(r.body.retried) + ' failed deliveries to ' + url + ' will be tried again now.');
@@ -1223,7 +1225,7 @@
         const again = epBody.querySelector('button.retry-all[data-url="' + CSS.escape(url) + '"]');
         if (again) again.focus();
       } catch (e) {
-        button.disabled = false;
+        button.removeAttribute('aria-disabled');
         failed(e);
       }
     };

@@ -399,6 +399,7 @@ func (r *runner) apply(tx AggregationTx, now time.Time, res *RunResult) error {
 		}
 	}
 	if len(carried) > 0 {
+		carry.saving(aggs)
 		more, err := carry.settle(carried)
 		if err != nil {
 			return err

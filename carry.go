@@ -51,6 +51,17 @@ func (c *carrier) hasGauge(states map[string]State) bool {
 	return false
 }
 
+// saving tells the carrier of aggregations the caller saves in this
+// transaction: a carry reaching one of them changes that copy, never a
+// second one loaded from the store, which would hold none of this run's
+// other states and, saved after it, would drop them.
+func (c *carrier) saving(aggs []*Aggregation) {
+	for _, ag := range aggs {
+		c.loaded[ag.Key()] = ag
+		c.inOut[ag.Key()] = true
+	}
+}
+
 func (c *carrier) load(k AggregationKey) (*Aggregation, error) {
 	if ag, ok := c.loaded[k]; ok {
 		return ag, nil

@@ -335,12 +335,12 @@ func shownNumber(t *testing.T, s string) float64 {
 	return v
 }
 
-// monthSum sums the values of one customer's events of one type in the
-// Oslo month that starts at start.
+// monthSum sums the values of one customer's events of one type (every
+// customer's for "") in [start, end).
 func monthSum(events []uiEvent, customer, eventType string, start, end time.Time) float64 {
 	sum := 0.0
 	for _, e := range events {
-		if e.CustomerID == customer && e.EventType == eventType && !e.Timestamp.Before(start) && e.Timestamp.Before(end) {
+		if (customer == "" || e.CustomerID == customer) && e.EventType == eventType && !e.Timestamp.Before(start) && e.Timestamp.Before(end) {
 			sum += e.Value
 		}
 	}
@@ -599,6 +599,52 @@ func TestUI_Browser(t *testing.T) {
 		}
 		if got, want := fmt.Sprint(shown), fmt.Sprint(api); got != want {
 			t.Fatalf("top api.calls:\n%s\nGET /stats\n%s", got, want)
+		}
+
+		// Usage across customers: each window's total is GET
+		// /stats/usage's, and the posted events' sum over every customer
+		// in that Oslo day; the top customers of the range are its.
+		for _, meter := range []string{"api.calls", "llm.tokens", "storage.gbh"} {
+			goTo(t, tab, "#/overview?meter="+meter+"&range=30d&window=day", "overview")
+			from := mustEval[string](t, tab, `document.getElementById('totals').dataset.from`)
+			var tot struct {
+				Usage []uiPoint `json:"usage"`
+				Top   []struct {
+					CustomerID string  `json:"customerId"`
+					Value      float64 `json:"value"`
+				} `json:"topCustomers"`
+			}
+			ts.MustDo(t, 200, "GET", "/stats/usage?"+url.Values{"meter": {meter}, "window": {"day"}, "from": {from}}.Encode(), ts.ReadKey, "").Decode(t, &tot)
+			points := mustEval[[]uiPoint](t, tab, `[...document.querySelectorAll('#totals .pt')].map(p => ({key: p.dataset.key, value: Number(p.dataset.value), count: Number(p.dataset.count)}))`)
+			if got, want := fmt.Sprint(points), fmt.Sprint(tot.Usage); got != want || len(points) == 0 {
+				t.Fatalf("%s totals: the chart\n%s\nGET /stats/usage\n%s", meter, got, want)
+			}
+			if meter == "api.calls" {
+				for _, p := range points {
+					day, _ := time.ParseInLocation("20060102", p.Key, oslo)
+					if want := monthSum(events, "", "api.calls", day, day.AddDate(0, 0, 1)); p.Value != want {
+						t.Errorf("api.calls on %s: %v over every customer, the posted events add up to %v", p.Key, p.Value, want)
+					}
+				}
+			}
+			top := mustEval[[]string](t, tab, `[...document.querySelectorAll('#top-range tr[data-customer]')].map(r => r.dataset.customer + '=' + r.dataset.value)`)
+			var want []string
+			for _, c := range tot.Top {
+				want = append(want, c.CustomerID+"="+strconv.FormatFloat(c.Value, 'g', -1, 64))
+			}
+			if fmt.Sprint(top) != fmt.Sprint(want) || len(want) == 0 {
+				t.Errorf("%s top customers: the page %v, GET /stats/usage %v", meter, top, want)
+			}
+			if meter == "api.calls" {
+				screenshot(t, tab, "overview-totals")
+				// The picker that changed the page keeps the focus.
+				mustDo(t, tab, chromedp.Focus(chromedp.ID("ov-range")))
+				mustEval[any](t, tab, `delete document.body.dataset.ready; const s = document.getElementById('ov-range'); s.value = '7d'; s.dispatchEvent(new Event('change')); null`)
+				waitReady(t, tab, "overview")
+				if got := mustEval[string](t, tab, `document.activeElement.id`); got != "ov-range" {
+					t.Errorf("after a range change the focus is on %q", got)
+				}
+			}
 		}
 	})
 

@@ -884,9 +884,7 @@ func TestUI_Browser(t *testing.T) {
 // checkGauge checks a gauge's chart against GET /aggregations: a point
 // per daily aggregation that holds the meter, with its value and count,
 // drawn as a step line; and a day with no event holds the gauge's value
-// (5 GB all day: 120 GB-hours). (Some days of the carried gauge have no
-// daily aggregation yet, a gap the chart shows as the API answers it:
-// see docs/DASHBOARD.md, "Limits".)
+// (5 GB all day: 120 GB-hours).
 func checkGauge(t *testing.T, ts *TestServer, tab context.Context, c uiChart) {
 	t.Helper()
 	var aggs []struct {
@@ -911,12 +909,12 @@ func checkGauge(t *testing.T, ts *TestServer, tab context.Context, c uiChart) {
 	}
 	held := false
 	for _, p := range c.Points {
-		if p.Key == "20251211" {
+		if p.Key == "20251220" {
 			held = p.Value == 120 && p.Count == 0
 		}
 	}
 	if !held {
-		t.Errorf("%s: 11 December (no event, 5 GB held) is not 120 GB-hours: %v", c.Type, c.Points)
+		t.Errorf("%s: 20 December (no event, 5 GB held) is not 120 GB-hours: %v", c.Type, c.Points)
 	}
 	// A step line: each window's value is a horizontal segment.
 	d := mustEval[string](t, tab, `document.querySelector('figure[data-meter="storage.gbh"] path.line:not(.thin)').getAttribute('d')`)

@@ -614,7 +614,7 @@
   }
 
   function notFound(text) {
-    mount(h('div', { class: 'card notfound', id: 'not-found' }, h('h2', {}, 'Not found'), h('p', {}, text),
+    mount(h('div', { class: 'card notfound', id: 'not-found' }, h('h1', {}, 'Not found'), h('p', {}, text),
       h('p', {}, h('a', { href: home() }, 'Back'))));
   }
 
@@ -1169,11 +1169,12 @@
       h('h2', {}, 'Endpoints'),
       h('p', { class: 'meta' }, 'Whether the server sends to each endpoint now, and how its deliveries fare. A 410 Gone disables an endpoint until a delivery to it is retried; "Retry failed" makes every failed delivery of the endpoint due now and enables it again.'),
       scrollBox('Webhook endpoints', h('table', { id: 'endpoints' }, h('thead', {}, h('tr', {},
-        ['Endpoint', 'State', 'Last success', 'Last try', 'Failing, last 24 h', 'Pending', 'Failed', 'Delivered', ''].map((c, i) => h('th', { class: i >= 5 && i <= 7 ? 'num' : null }, c)))), epBody)),
+        ['Endpoint', 'State', 'Last success', 'Last try', 'Failing, last 24 h', 'Pending', 'Failed', 'Delivered'].map((c, i) => h('th', { class: i >= 5 ? 'num' : null }, c)),
+        h('th', {}, h('span', { class: 'vh' }, 'Actions')))), epBody)),
       h('h2', {}, 'Deliveries'),
       h('div', { class: 'controls' }, h('label', {}, 'Endpoint', epSel), h('label', {}, 'State', stSel), count),
       scrollBox('Deliveries', h('table', { id: 'deliveries' },
-        h('thead', {}, h('tr', {}, ['', 'Delivery', 'Customer', 'Endpoint', 'Attempts', 'Last response', 'When'].map((c) => h('th', {}, c)))), body)),
+        h('thead', {}, h('tr', {}, h('th', {}, h('span', { class: 'vh' }, 'Actions')), ['Delivery', 'Customer', 'Endpoint', 'Attempts', 'Last response', 'When'].map((c) => h('th', {}, c)))), body)),
       h('div', { class: 'actions' }, more));
 
     const loadEndpoints = async () => {

@@ -965,7 +965,7 @@
         const last = parts(b - 1);
         return parts(a).d === last.d ? fmtTime(a, 'day') : fmtTime(a, 'day') + '–' + last.d;
       };
-      curHead.textContent = dayRange(cur, t) + ' (in progress)';
+      curHead.replaceChildren(dayRange(cur, t), ' ', h('span', { class: 'progress' }, '(in progress)'));
       sameHead.textContent = dayRange(prev, same);
       prevHead.textContent = fmtTime(prev, 'shortMonthYear') + ', whole month';
       compareNote.textContent = 'The open month, to ' + fmtTime(t, 'clock') + ', against last month to the same day and time (' +
@@ -1072,7 +1072,7 @@
   function changeCell(c, p) {
     if (!c || !p || p.value === 0) return h('td', { class: 'num change' }, c && p ? 'new' : '');
     const r = (c.value - p.value) / Math.abs(p.value);
-    return h('td', { class: 'num change', 'data-change': r }, (r > 0 ? '+' : r < 0 ? '−' : '±') + Math.abs(r * 100).toFixed(0) + '%');
+    return h('td', { class: 'num change', 'data-change': r }, (r > 0 ? '+' : r < 0 ? '−' : '±') + Math.abs(r * 100).toFixed(Math.abs(r) < 0.1 ? 1 : 0) + '%');
   }
 
   // aggregationsSection lists a customer's aggregations, newest period

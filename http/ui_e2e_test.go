@@ -533,6 +533,11 @@ func TestUI_Browser(t *testing.T) {
 		tab := newTab(t, browser, 1280, 900)
 		signIn(t, tab, ts.URL, "", ts.AdminKey, "overview")
 		screenshot(t, tab, "overview")
+		// The first load already draws the totals, over the server's
+		// range (its clock is not this browser's).
+		if n := mustEval[int](t, tab, `document.querySelectorAll('#totals .pt').length`); n == 0 {
+			t.Errorf("the first load draws no totals: %q", mustEval[string](t, tab, `document.getElementById('totals-note').textContent`))
+		}
 		var st struct {
 			EventsPerMinute []struct {
 				Count int64 `json:"count"`

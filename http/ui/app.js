@@ -795,9 +795,10 @@
       top,
       h('h2', {}, 'Open a customer'), customerLookup());
     return poll(gen, async () => {
+      // The range is the server's: read its clock first.
+      const [r] = await Promise.all([api('stats'), syncClock()]);
       const from = meter ? rangeStartOf(range, win) : 0;
-      const [r, , tot] = await Promise.all([api('stats'), syncClock(),
-        meter ? api('stats/usage?' + q({ meter: meter.name, window: win, from: new Date(from).toISOString() })).catch((e) => e) : null]);
+      const tot = meter ? await api('stats/usage?' + q({ meter: meter.name, window: win, from: new Date(from).toISOString() })).catch((e) => e) : null;
       if (gen !== S.gen) return;
       const st = r.body;
       setZone(st.timezone);

@@ -104,7 +104,7 @@ func TestUI_Accessibility(t *testing.T) {
 			mustDo(t, tab, chromedp.Navigate(ts.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("apikey")))
 			check("signin")
 			mustDo(t, tab, chromedp.SendKeys(chromedp.ID("apikey"), ts.AdminKey), chromedp.Click(chromedp.ID("signin")))
-			waitReady(t, tab, "overview")
+			waitReady(t, tab, "overview-totals")
 			check("overview")
 			screenshot(t, tab, "overview-"+scheme)
 			goTo(t, tab, "#/customer/cust_a?range=30d&window=day", "customer")

@@ -531,7 +531,7 @@ func TestUI_Browser(t *testing.T) {
 
 	t.Run("Overview", func(t *testing.T) {
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "", ts.AdminKey, "overview")
+		signIn(t, tab, ts.URL, "", ts.AdminKey, "overview-totals")
 		screenshot(t, tab, "overview")
 		// The first load already draws the totals, over the server's
 		// range (its clock is not this browser's).
@@ -610,7 +610,7 @@ func TestUI_Browser(t *testing.T) {
 		// /stats/usage's, and the posted events' sum over every customer
 		// in that Oslo day; the top customers of the range are its.
 		for _, meter := range []string{"api.calls", "llm.tokens", "storage.gbh"} {
-			goTo(t, tab, "#/overview?meter="+meter+"&range=30d&window=day", "overview")
+			goTo(t, tab, "#/overview?meter="+meter+"&range=30d&window=day", "overview-totals")
 			from := mustEval[string](t, tab, `document.getElementById('totals').dataset.from`)
 			var tot struct {
 				Usage []uiPoint `json:"usage"`
@@ -645,7 +645,7 @@ func TestUI_Browser(t *testing.T) {
 				// The picker that changed the page keeps the focus.
 				mustDo(t, tab, chromedp.Focus(chromedp.ID("ov-range")))
 				mustEval[any](t, tab, `delete document.body.dataset.ready; const s = document.getElementById('ov-range'); s.value = '7d'; s.dispatchEvent(new Event('change')); null`)
-				waitReady(t, tab, "overview")
+				waitReady(t, tab, "overview-totals")
 				if got := mustEval[string](t, tab, `document.activeElement.id`); got != "ov-range" {
 					t.Errorf("after a range change the focus is on %q", got)
 				}
@@ -862,7 +862,7 @@ func TestUI_Browser(t *testing.T) {
 	// Last: it posts events.
 	t.Run("AutoRefresh", func(t *testing.T) {
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "?refresh=1", ts.AdminKey, "overview")
+		signIn(t, tab, ts.URL, "?refresh=1", ts.AdminKey, "overview-totals")
 		// A reload would lose this.
 		mustEval[any](t, tab, `window.marker = 'kept'; null`)
 		lastBar := `Number([...document.querySelectorAll('#epm .pt')].pop().dataset.value)`

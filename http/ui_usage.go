@@ -18,8 +18,16 @@ import (
 // /deliveries/{id} (one delivery with its payload). See docs/DASHBOARD.md.
 
 // totalsTTL is how long GET /stats/usage reuses an answer for the same
-// question.
-const totalsTTL = 10 * time.Second
+// question; totalsMaxAge, how long while no aggregation run has folded new
+// events since (the run state's watermark has not moved). Its values are
+// the aggregations', which change only in a run: a dashboard refreshing
+// every 10 s then costs one read of the range per run, not per refresh.
+// The age bounds what a rebuild after a delete, which may leave the
+// watermark where it was, can hide.
+const (
+	totalsTTL    = 10 * time.Second
+	totalsMaxAge = 5 * time.Minute
+)
 
 // maxTotalsCached bounds the answers GET /stats/usage keeps.
 const maxTotalsCached = 32
@@ -42,6 +50,7 @@ type totalsWindow struct {
 
 type totalsAnswer struct {
 	at        time.Time
+	watermark int64
 	Meter     string           `json:"meter"`
 	Op        odometer.Op      `json:"op"`
 	Window    string           `json:"window"`
@@ -137,15 +146,22 @@ func (s *Server) handleStatsUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := name + "\x00" + wname + "\x00" + from.Format(time.RFC3339Nano) + "\x00" + to.Format(time.RFC3339Nano)
+	run, err := s.Aggs.RunState(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	s.ui.totals.mu.Lock()
 	defer s.ui.totals.mu.Unlock()
 	ans := s.ui.totals.m[key]
-	if ans == nil || now.Before(ans.at) || now.Sub(ans.at) >= totalsTTL {
+	fresh := ans != nil && !now.Before(ans.at) &&
+		(now.Sub(ans.at) < totalsTTL || (now.Sub(ans.at) < totalsMaxAge && ans.watermark == run.Watermark && !run.InProgress()))
+	if !fresh {
 		if ans, err = s.readTotals(r.Context(), cfg, m, period, *from, *to, now); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		ans.Window, ans.Timezone = wname, loc.String()
+		ans.Window, ans.Timezone, ans.watermark = wname, loc.String(), run.Watermark
 		if s.ui.totals.m == nil || len(s.ui.totals.m) >= maxTotalsCached {
 			s.ui.totals.m = map[string]*totalsAnswer{}
 		}

@@ -795,10 +795,11 @@
       top,
       h('h2', {}, 'Open a customer'), customerLookup());
     return poll(gen, async () => {
-      // The range is the server's: read its clock first.
+      // The range is the server's: read its clock first. The totals read
+      // many aggregations: the rest of the page does not wait for them.
       const [r] = await Promise.all([api('stats'), syncClock()]);
       const from = meter ? rangeStartOf(range, win) : 0;
-      const tot = meter ? await api('stats/usage?' + q({ meter: meter.name, window: win, from: new Date(from).toISOString() })).catch((e) => e) : null;
+      const totals = meter ? api('stats/usage?' + q({ meter: meter.name, window: win, from: new Date(from).toISOString() })).catch((e) => e) : null;
       if (gen !== S.gen) return;
       const st = r.body;
       setZone(st.timezone);
@@ -821,8 +822,13 @@
       const cards = eventTypes().map((t) => topCard(t, st.topCustomers[t] || []));
       if (st.note) cards.unshift(h('p', { class: 'meta' }, 'No ranking: ' + st.note + '.'));
       top.replaceChildren(...cards);
-      if (meter) showTotals(tot);
       ready('overview');
+      if (meter) {
+        const tot = await totals;
+        if (gen !== S.gen) return;
+        showTotals(tot);
+      }
+      ready('overview-totals');
     });
 
     function showTotals(tot) {

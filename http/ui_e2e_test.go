@@ -845,6 +845,19 @@ func TestUI_Browser(t *testing.T) {
 		if fits := mustEval[bool](t, tab, `(() => { const t = document.getElementById('current'); return t.scrollWidth <= t.parentElement.clientWidth; })()`); !fits {
 			t.Error("this month's table is wider than a 390 px screen")
 		}
+
+		// The overview and the webhooks page fit too.
+		phone := newTab(t, browser, 390, 844)
+		signIn(t, phone, ts.URL, "#/overview", ts.AdminKey, "overview-totals")
+		screenshot(t, phone, "overview-phone")
+		if w := mustEval[int](t, phone, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("the overview is %d px wide on a 390 px screen", w)
+		}
+		goTo(t, phone, "#/deliveries", "deliveries")
+		screenshot(t, phone, "webhooks-phone")
+		if w := mustEval[int](t, phone, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("the webhooks page is %d px wide on a 390 px screen: %v", w, mustEval[[]string](t, phone, `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391).slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`))
+		}
 	})
 
 	t.Run("WrongKey", func(t *testing.T) {

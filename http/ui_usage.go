@@ -192,17 +192,21 @@ func (s *Server) readTotals(ctx context.Context, cfg *odometer.Config, m *odomet
 	}
 	byKey := map[string]int{}
 	custs := map[string]*custRange{}
-	last := to.Add(-time.Millisecond)
-	f := odometer.AggregationFilter{Period: period, From: &from, To: &last, Limit: statsPage}
-	for {
-		aggs, next, err := s.Aggs.FindAggregations(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range aggs {
+	// One window at a time, each asked by its exact start: the stores
+	// index aggregations by period start first, so a range of a year
+	// would walk every period's rows of the year to find the monthly ones.
+	loc := cfg.Location
+	ws := period.PeriodStart(from, loc)
+	if ws.Before(from) {
+		_, ws, _ = period.Bounds(period.Key(ws.In(loc)), loc)
+	}
+	for ; ws.Before(to); _, ws, _ = period.Bounds(period.Key(ws.In(loc)), loc) {
+		start := ws
+		f := odometer.AggregationFilter{Period: period, From: &start, To: &start, Limit: statsPage}
+		if err := s.eachAggregation(ctx, f, func(a *odometer.Aggregation) {
 			st := a.States[m.Name]
 			if st == nil || st.Count() == 0 {
-				continue
+				return
 			}
 			v := m.ValueOf(st, a.PeriodStart, a.PeriodEnd)
 			i, ok := byKey[a.PeriodKey]
@@ -240,11 +244,9 @@ func (s *Server) readTotals(ctx context.Context, cfg *odometer.Config, m *odomet
 			default:
 				c.state.Merge(st)
 			}
+		}); err != nil {
+			return nil, err
 		}
-		if next == "" {
-			break
-		}
-		f.Cursor = next
 	}
 	for i := range ans.Usage {
 		if st := ans.states[i]; st != nil {
@@ -267,6 +269,24 @@ func (s *Server) readTotals(ctx context.Context, cfg *odometer.Config, m *odomet
 		ans.Top = rank(ans.Top, topCustomer{CustomerID: id, Value: v, Count: c.count})
 	}
 	return ans, nil
+}
+
+// eachAggregation calls fn with every aggregation f selects, reading a
+// page at a time.
+func (s *Server) eachAggregation(ctx context.Context, f odometer.AggregationFilter, fn func(*odometer.Aggregation)) error {
+	for {
+		aggs, next, err := s.Aggs.FindAggregations(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, a := range aggs {
+			fn(a)
+		}
+		if next == "" {
+			return nil
+		}
+		f.Cursor = next
+	}
 }
 
 // endpointJSON is one webhook endpoint in GET /webhooks.

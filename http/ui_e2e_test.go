@@ -640,6 +640,10 @@ func TestUI_Browser(t *testing.T) {
 			if fmt.Sprint(top) != fmt.Sprint(want) || len(want) == 0 {
 				t.Errorf("%s top customers: the page %v, GET /stats/usage %v", meter, top, want)
 			}
+			// Every window with usage is drawn, visibly.
+			if n := mustEval[int](t, tab, `[...document.querySelectorAll('#totals .pt')].filter(p => { const s = getComputedStyle(p); return s.fill !== 'transparent' && s.fill !== 'rgba(0, 0, 0, 0)' && s.fill !== 'none'; }).length`); n != len(points) {
+				t.Errorf("%s totals: %d of %d windows drawn visibly", meter, n, len(points))
+			}
 			if meter == "api.calls" {
 				screenshot(t, tab, "overview-totals")
 				// The picker that changed the page keeps the focus.

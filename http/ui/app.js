@@ -697,10 +697,12 @@
     const spec = { el: c.plot, readout: c.readout, points, from, to, window: win, unit: (m.op === 'count' ? 'events' : m.op) + ' of ' + m.name,
       label: (p) => windowLabel(win, p.start, p.end) + ': ' + fmtNum(p.value) + ' (' + opText(m) + ' of ' + fmtNum(p.count) + ' events)' +
         (p.byGroup ? '; ' + Object.entries(p.byGroup).map(([n, v]) => n + ' ' + fmtNum(v)).join(', ') : '') };
+    const grouped = m.groupBy.length && points.some((p) => p.groups && p.groups.length);
     if (m.gauge) spec.kind = 'step';
-    else if (m.op === 'sum' || m.op === 'count') spec.kind = m.groupBy.length ? 'stacked' : 'bars';
+    else if (m.op === 'sum' || m.op === 'count') spec.kind = grouped ? 'stacked' : 'bars';
     else spec.kind = 'line';
-    if (m.groupBy.length) {
+    // Groups as the answer has them: none in the totals across customers.
+    if (grouped) {
       groups = stackOf(points);
       if (spec.kind !== 'stacked') {
         spec.series = groups.filter((g) => !g.other).map((g) => ({ name: g.name, color: g.color,

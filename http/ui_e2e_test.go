@@ -640,8 +640,33 @@ func TestUI_Browser(t *testing.T) {
 			if fmt.Sprint(top) != fmt.Sprint(want) || len(want) == 0 {
 				t.Errorf("%s top customers: the page %v, GET /stats/usage %v", meter, top, want)
 			}
+			// A grouped meter's groups over every customer, stacked: each
+			// window's segments are GET /stats/usage's groups.
+			if meter == "llm.tokens" {
+				var g struct {
+					Usage []struct {
+						Key    string `json:"key"`
+						Groups []struct {
+							Group map[string]string `json:"group"`
+							Value float64           `json:"value"`
+						} `json:"groups"`
+					} `json:"usage"`
+				}
+				ts.MustDo(t, 200, "GET", "/stats/usage?"+url.Values{"meter": {meter}, "window": {"day"}, "from": {from}}.Encode(), ts.ReadKey, "").Decode(t, &g)
+				var want []string
+				for _, w := range g.Usage {
+					for _, x := range w.Groups {
+						want = append(want, fmt.Sprintf("%s %s=%v", w.Key, x.Group["model"], x.Value))
+					}
+				}
+				sort.Strings(want)
+				segs := mustEval[[]string](t, tab, `[...document.querySelectorAll('#totals rect.seg')].map(r => r.dataset.key + ' ' + r.dataset.group + '=' + r.dataset.value).sort()`)
+				if fmt.Sprint(segs) != fmt.Sprint(want) || len(want) == 0 {
+					t.Errorf("llm.tokens groups over every customer: the chart\n%v\nGET /stats/usage\n%v", segs, want)
+				}
+			}
 			// Every window with usage is drawn, visibly.
-			if n := mustEval[int](t, tab, `[...document.querySelectorAll('#totals .pt')].filter(p => { const s = getComputedStyle(p); return s.fill !== 'transparent' && s.fill !== 'rgba(0, 0, 0, 0)' && s.fill !== 'none'; }).length`); n != len(points) {
+			if n := mustEval[int](t, tab, `new Set([...document.querySelectorAll('#totals .pt, #totals rect.seg')].filter(p => { const s = getComputedStyle(p); return s.fill !== 'transparent' && s.fill !== 'rgba(0, 0, 0, 0)' && s.fill !== 'none'; }).map(p => p.dataset.key)).size`); n != len(points) {
 				t.Errorf("%s totals: %d of %d windows drawn visibly", meter, n, len(points))
 			}
 			if meter == "api.calls" {

@@ -393,6 +393,10 @@ type totalsAnswerJSON struct {
 		Value     float64 `json:"value"`
 		Count     int64   `json:"count"`
 		Customers int     `json:"customers"`
+		Groups    []struct {
+			Group map[string]string `json:"group"`
+			Value float64           `json:"value"`
+		} `json:"groups"`
 	} `json:"usage"`
 	Top []topCustomer `json:"topCustomers"`
 }
@@ -456,6 +460,14 @@ func TestStatsUsage(t *testing.T) {
 			}
 			if got, want := tokens.Usage[2].Value, float64(112+212+312); got != want {
 				t.Errorf("tokens on the 12th %v, want %v", got, want)
+			}
+			// Its groups over every customer: m0 is c1's and c3's.
+			var groups []string
+			for _, g := range tokens.Usage[2].Groups {
+				groups = append(groups, fmt.Sprintf("%s=%v", g.Group["model"], g.Value))
+			}
+			if got, want := strings.Join(groups, " "), "m0=424 m1=212"; got != want {
+				t.Errorf("tokens' groups on the 12th %s, want %s", got, want)
 			}
 		})
 

@@ -46,6 +46,8 @@ type totalsWindow struct {
 	Value     float64 `json:"value"`
 	Count     int64   `json:"count"`
 	Customers int     `json:"customers"`
+	// Groups, for a grouped meter: each group over every customer.
+	Groups []odometer.GroupValue `json:"groups,omitempty"`
 }
 
 type totalsAnswer struct {
@@ -191,6 +193,10 @@ func (s *Server) readTotals(ctx context.Context, cfg *odometer.Config, m *odomet
 		count  int64
 	}
 	byKey := map[string]int{}
+	// A grouped meter's groups per window: added up for additive ops,
+	// from the merged state for the others.
+	grouped := m.Grouped()
+	groupSums := map[int]map[string]*odometer.GroupValue{}
 	custs := map[string]*custRange{}
 	// One window at a time, each asked by its exact start: the stores
 	// index aggregations by period start first, so a range of a year
@@ -220,6 +226,22 @@ func (s *Server) readTotals(ctx context.Context, cfg *odometer.Config, m *odomet
 			tw := &ans.Usage[i]
 			tw.Count += st.Count()
 			tw.Customers++
+			if grouped && add {
+				vals := odometer.StateValues(cfg, map[string]odometer.State{m.Name: st}, a.PeriodStart, a.PeriodEnd)
+				if groupSums[i] == nil {
+					groupSums[i] = map[string]*odometer.GroupValue{}
+				}
+				for _, g := range vals.Groups[m.Name] {
+					k := string(g.Group)
+					if e := groupSums[i][k]; e != nil {
+						e.Value += g.Value
+						e.Count += g.Count
+					} else {
+						g := g
+						groupSums[i][k] = &g
+					}
+				}
+			}
 			if add {
 				tw.Value += v
 			} else if ans.states[i] == nil {
@@ -251,6 +273,19 @@ func (s *Server) readTotals(ctx context.Context, cfg *odometer.Config, m *odomet
 	for i := range ans.Usage {
 		if st := ans.states[i]; st != nil {
 			ans.Usage[i].Value = m.ValueOf(st, from, to)
+			if grouped {
+				start, _ := time.Parse(time.RFC3339, ans.Usage[i].Start)
+				end, _ := time.Parse(time.RFC3339, ans.Usage[i].End)
+				ans.Usage[i].Groups = odometer.StateValues(cfg, map[string]odometer.State{m.Name: st}, start, end.Add(time.Millisecond)).Groups[m.Name]
+			}
+		}
+		if sums := groupSums[i]; sums != nil {
+			for _, g := range sums {
+				ans.Usage[i].Groups = append(ans.Usage[i].Groups, *g)
+			}
+			sort.Slice(ans.Usage[i].Groups, func(a, b int) bool {
+				return string(ans.Usage[i].Groups[a].Group) < string(ans.Usage[i].Groups[b].Group)
+			})
 		}
 	}
 	ans.states = nil

@@ -842,7 +842,7 @@
         return;
       }
       const u = tot.body;
-      const points = u.usage.map((p) => ({ key: p.key, start: Date.parse(p.start), end: Date.parse(p.end) + 1, value: p.value, count: p.count }));
+      const points = u.usage.map((p) => ({ key: p.key, start: Date.parse(p.start), end: Date.parse(p.end) + 1, value: p.value, count: p.count, groups: p.groups }));
       totals.fig.dataset.from = u.from;
       totals.fig.dataset.to = u.to;
       totals.fig.dataset.window = u.window;

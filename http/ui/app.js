@@ -978,7 +978,7 @@
       sameHead.textContent = dayRange(prev, same);
       prevHead.textContent = fmtTime(prev, 'shortMonthYear') + ', whole month';
       compareNote.textContent = 'The open month, to ' + fmtTime(t, 'clock') + ', against last month to the same day and time (' +
-        fmtTime(same, 'full') + '), at 15-minute resolution; gauges at the resolution of their ' + (fine || 'hourly') + ' aggregations.';
+        fmtTime(same, 'full') + '), at 15-minute resolution' + (gauges.length ? '; gauges at the resolution of their ' + (fine || 'hourly') + ' aggregations.' : '.');
       const rows = [];
       plain.forEach((m, i) => {
         const pts = months[i].body.usage;

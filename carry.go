@@ -51,6 +51,17 @@ func (c *carrier) hasGauge(states map[string]State) bool {
 	return false
 }
 
+// saving tells the carrier of aggregations the caller saves in this
+// transaction: a carry reaching one of them changes that copy, never a
+// second one loaded from the store, which would hold none of this run's
+// other states and, saved after it, would drop them.
+func (c *carrier) saving(aggs []*Aggregation) {
+	for _, ag := range aggs {
+		c.loaded[ag.Key()] = ag
+		c.inOut[ag.Key()] = true
+	}
+}
+
 func (c *carrier) load(k AggregationKey) (*Aggregation, error) {
 	if ag, ok := c.loaded[k]; ok {
 		return ag, nil
@@ -69,10 +80,7 @@ func (c *carrier) load(k AggregationKey) (*Aggregation, error) {
 // carries reach is taken from there, never read again from the store. It
 // returns the other aggregations it changed or made, to save too.
 func (c *carrier) settle(all, changed []*Aggregation) ([]*Aggregation, error) {
-	for _, ag := range all {
-		c.loaded[ag.Key()] = ag
-		c.inOut[ag.Key()] = true
-	}
+	c.saving(all)
 	order := append([]*Aggregation(nil), changed...)
 	sort.Slice(order, func(i, j int) bool { return order[i].PeriodStart.Before(order[j].PeriodStart) })
 	for _, ag := range order {
@@ -172,10 +180,7 @@ func (c *carrier) forward(ag *Aggregation) error {
 // forwardFrom pushes the carries of aggs, saved already, forward, and
 // returns the other aggregations it changed or made, to save.
 func (c *carrier) forwardFrom(aggs []*Aggregation) ([]*Aggregation, error) {
-	for _, ag := range aggs {
-		c.loaded[ag.Key()] = ag
-		c.inOut[ag.Key()] = true
-	}
+	c.saving(aggs)
 	for _, ag := range aggs {
 		if c.hasGauge(ag.States) {
 			if err := c.forward(ag); err != nil {

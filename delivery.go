@@ -46,6 +46,7 @@ type Delivery struct {
 type DeliveryFilter struct {
 	Status     string
 	CustomerID string
+	Endpoint   string
 	Limit      int
 	Cursor     string
 }
@@ -72,6 +73,37 @@ type DeliveryStore interface {
 	DisableEndpoint(ctx context.Context, endpoint, reason string, now time.Time) error
 	// DisabledEndpoints returns the disabled endpoints and why.
 	DisabledEndpoints(ctx context.Context) (map[string]string, error)
+	// RetryDeliveries makes every failed delivery to endpoint pending and
+	// due at now, enables the endpoint again if a 410 had disabled it, and
+	// returns how many deliveries it made pending.
+	RetryDeliveries(ctx context.Context, endpoint string, now time.Time) (int64, error)
+	// EndpointStats returns, for every endpoint that has deliveries or was
+	// disabled, its deliveries by status, those last tried at or after
+	// since by status, its last success and last try, and why and when it
+	// was disabled.
+	EndpointStats(ctx context.Context, since time.Time) (map[string]*EndpointStats, error)
+}
+
+// EndpointStats is the outbox's record of one webhook endpoint.
+type EndpointStats struct {
+	// Counts are its deliveries by status.
+	Counts map[string]int64
+	// Recent are its deliveries last tried at or after the time asked
+	// for, by status: a pending one there has failed its last try.
+	Recent        map[string]int64
+	LastSuccessAt *time.Time
+	LastAttemptAt *time.Time
+	// DisabledReason is set when a 410 Gone disabled the endpoint.
+	DisabledReason string
+	DisabledAt     *time.Time
+}
+
+// NewEndpointStats returns empty stats, every status counted as 0.
+func NewEndpointStats() *EndpointStats {
+	zero := func() map[string]int64 {
+		return map[string]int64{DeliveryPending: 0, DeliveryDelivered: 0, DeliveryFailed: 0}
+	}
+	return &EndpointStats{Counts: zero(), Recent: zero()}
 }
 
 // RetrySchedule is the wait before each try: at once, then 5 s, 5 min,

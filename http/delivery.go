@@ -6,10 +6,10 @@ import (
 	"github.com/odometer-dev/odometer"
 )
 
-// handleDeliveries is GET /deliveries?status=&customerId=, newest first.
+// handleDeliveries is GET /deliveries?status=&customerId=&endpoint=, newest first.
 func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := odometer.DeliveryFilter{Status: q.Get("status"), CustomerID: q.Get("customerId"), Cursor: q.Get("cursor")}
+	f := odometer.DeliveryFilter{Status: q.Get("status"), CustomerID: q.Get("customerId"), Endpoint: q.Get("endpoint"), Cursor: q.Get("cursor")}
 	switch f.Status {
 	case "", odometer.DeliveryPending, odometer.DeliveryDelivered, odometer.DeliveryFailed:
 	default:

@@ -101,6 +101,8 @@ var routes = []route{
 	{"GET", "/customers/{id}", odometer.ScopeRead, (*Server).handleCustomer},
 	{"GET", "/customers", odometer.ScopeRead, (*Server).handleCustomers},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
+	{"GET", "/deliveries/{id}", odometer.ScopeAdmin, (*Server).handleDelivery},
+	{"POST", "/webhooks/retry", odometer.ScopeAdmin, (*Server).handleRetryEndpoint},
 	{"POST", "/deliveries/{id}/retry", odometer.ScopeAdmin, (*Server).handleRetryDelivery},
 	{"POST", "/alerts", odometer.ScopeAdmin, (*Server).handleCreateAlert},
 	{"GET", "/alerts", odometer.ScopeRead, (*Server).handleAlerts},
@@ -109,6 +111,8 @@ var routes = []route{
 	{"GET", "/stats", odometer.ScopeRead, (*Server).handleStats},
 	{"POST", "/customers/{id}/portal", odometer.ScopeAdmin, (*Server).handleCreatePortal},
 	{"GET", "/portal/usage", odometer.ScopeRead, (*Server).handlePortalUsage},
+	{"GET", "/stats/usage", odometer.ScopeRead, (*Server).handleStatsUsage},
+	{"GET", "/webhooks", odometer.ScopeRead, (*Server).handleWebhooks},
 }
 
 // Handler returns the API's handler.

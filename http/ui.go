@@ -166,6 +166,8 @@ type uiState struct {
 
 	mu     sync.Mutex
 	cached *storeStats
+
+	totals totalsCache
 }
 
 // setupUI counts the events stored through s.Events per minute, for the

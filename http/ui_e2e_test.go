@@ -165,19 +165,40 @@ const uiConfig = `{
   "events": {
     "api.calls":        { "op": "sum", "description": "Total API calls" },
     "storage.bytes":    { "op": "max", "description": "Bytes stored" },
-    "response.time.ms": { "op": "avg" }
+    "response.time.ms": { "op": "avg" },
+    "llm.request":      { "op": "count", "description": "LLM requests" },
+    "storage.gb":       { "op": "last", "description": "Gigabytes stored, as last reported" }
+  },
+  "meters": {
+    "llm.tokens":  { "eventType": "llm.request", "op": "sum", "value": "$.tokens", "groupBy": ["model"], "description": "Tokens, by model" },
+    "llm.users":   { "eventType": "llm.request", "op": "unique", "value": "$.userId", "description": "Active users" },
+    "llm.p95":     { "eventType": "llm.request", "op": "p95", "value": "$.latencyMs", "description": "Latency, 95th percentile (ms)" },
+    "storage.gbh": { "eventType": "storage.gb", "op": "integral", "unit": "hour", "groupBy": ["region"], "description": "Storage held, GB-hours" }
   },
   "webhooks": [
-    { "url": "https://billing.example.com/hooks/metering", "secret": "` + testSecret + `", "enabled": true }
+    { "url": "` + uiHookA + `", "secret": "` + testSecret + `", "enabled": true },
+    { "url": "` + uiHookB + `", "secret": "` + testSecret + `", "enabled": true }
   ]
 }`
 
+// Two endpoints that differ only at the end of a long URL: the page must
+// show the part that tells them apart.
+const (
+	uiHookA = "https://billing.example.com/hooks/metering/production-eu-west-1/orders"
+	uiHookB = "https://billing.example.com/hooks/metering/production-eu-west-1/invoices"
+)
+
+// uiMeters are the meters of uiConfig, in the page's order: the event
+// types sorted, then the meters section (GET /config sorts them by name).
+var uiMeters = []string{"api.calls", "llm.request", "response.time.ms", "storage.bytes", "storage.gb", "llm.p95", "llm.tokens", "llm.users", "storage.gbh"}
+
 // uiEvent is one posted event.
 type uiEvent struct {
-	EventType  string    `json:"eventType"`
-	CustomerID string    `json:"customerId"`
-	Value      float64   `json:"value"`
-	Timestamp  time.Time `json:"timestamp"`
+	EventType  string         `json:"eventType"`
+	CustomerID string         `json:"customerId"`
+	Value      float64        `json:"value"`
+	Timestamp  time.Time      `json:"timestamp"`
+	Metadata   map[string]any `json:"metadata,omitempty"`
 }
 
 // uiData is what the browser tests post: cust_a every day of December and
@@ -189,19 +210,38 @@ func uiData(now time.Time) []uiEvent {
 	for d := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC); d.Before(now.Truncate(24 * time.Hour)); d = d.AddDate(0, 0, 1) {
 		n := float64(d.YearDay()%7 + 1)
 		out = append(out,
-			uiEvent{"api.calls", "cust_a", n * 10, d.Add(9 * time.Hour)},
-			uiEvent{"storage.bytes", "cust_a", 1000 * n, d.Add(12 * time.Hour)},
-			uiEvent{"response.time.ms", "cust_a", 100 + n, d.Add(15 * time.Hour)},
-			uiEvent{"response.time.ms", "cust_a", 150 + n, d.Add(15*time.Hour + 30*time.Minute)})
+			uiEvent{EventType: "api.calls", CustomerID: "cust_a", Value: n * 10, Timestamp: d.Add(9 * time.Hour)},
+			uiEvent{EventType: "storage.bytes", CustomerID: "cust_a", Value: 1000 * n, Timestamp: d.Add(12 * time.Hour)},
+			uiEvent{EventType: "response.time.ms", CustomerID: "cust_a", Value: 100 + n, Timestamp: d.Add(15 * time.Hour)},
+			uiEvent{EventType: "response.time.ms", CustomerID: "cust_a", Value: 150 + n, Timestamp: d.Add(15*time.Hour + 30*time.Minute)})
 	}
-	out = append(out, uiEvent{"api.calls", "cust_a", 5, time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC)})
+	out = append(out, uiEvent{EventType: "api.calls", CustomerID: "cust_a", Value: 5, Timestamp: time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC)})
 	for h := 1; h <= 5; h++ {
-		out = append(out, uiEvent{"api.calls", "cust_a", float64(h), now.Add(-time.Duration(h) * 53 * time.Minute)})
+		out = append(out, uiEvent{EventType: "api.calls", CustomerID: "cust_a", Value: float64(h), Timestamp: now.Add(-time.Duration(h) * 53 * time.Minute)})
 	}
 	for i := 1; i <= 12; i++ {
-		out = append(out, uiEvent{"api.calls", fmt.Sprintf("cust_%02d", i), float64(i * 7), time.Date(2026, 1, 2+i%9, 8, i, 0, 0, time.UTC)},
-			uiEvent{"storage.bytes", fmt.Sprintf("cust_%02d", i), float64(500 * (13 - i)), time.Date(2026, 1, 3, 8, i, 0, 0, time.UTC)})
+		out = append(out, uiEvent{EventType: "api.calls", CustomerID: fmt.Sprintf("cust_%02d", i), Value: float64(i * 7), Timestamp: time.Date(2026, 1, 2+i%9, 8, i, 0, 0, time.UTC)},
+			uiEvent{EventType: "storage.bytes", CustomerID: fmt.Sprintf("cust_%02d", i), Value: float64(500 * (13 - i)), Timestamp: time.Date(2026, 1, 3, 8, i, 0, 0, time.UTC)})
 	}
+	// LLM requests of cust_a, three models and a few users, twice a day
+	// from 1 December; and of cust_01..cust_03 in January.
+	models := []string{"gpt-4o", "claude", "llama", "gpt-4o"}
+	for d, i := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), 0; d.Before(now.Truncate(24 * time.Hour)); d, i = d.AddDate(0, 0, 1), i+1 {
+		for k := 0; k < 2; k++ {
+			out = append(out, uiEvent{EventType: "llm.request", CustomerID: "cust_a", Value: 1, Timestamp: d.Add(time.Duration(10+4*k) * time.Hour),
+				Metadata: map[string]any{"model": models[(i+k)%4], "tokens": 100*(i%5+1) + 10*k, "userId": fmt.Sprintf("u%d", (i+k)%6), "latencyMs": 200 + 7*(i%11)}})
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		out = append(out, uiEvent{EventType: "llm.request", CustomerID: fmt.Sprintf("cust_%02d", i), Value: 1, Timestamp: time.Date(2026, 1, 5, 9, i, 0, 0, time.UTC),
+			Metadata: map[string]any{"model": "claude", "tokens": 1000 * i, "userId": "x", "latencyMs": 300}})
+	}
+	// A gauge: cust_a stores 5 GB in eu from 10 December, 8 GB from 5
+	// January, and 2 GB in us from 8 January.
+	out = append(out,
+		uiEvent{EventType: "storage.gb", CustomerID: "cust_a", Value: 5, Timestamp: time.Date(2025, 12, 10, 6, 0, 0, 0, time.UTC), Metadata: map[string]any{"region": "eu"}},
+		uiEvent{EventType: "storage.gb", CustomerID: "cust_a", Value: 8, Timestamp: time.Date(2026, 1, 5, 6, 0, 0, 0, time.UTC), Metadata: map[string]any{"region": "eu"}},
+		uiEvent{EventType: "storage.gb", CustomerID: "cust_a", Value: 2, Timestamp: time.Date(2026, 1, 8, 18, 0, 0, 0, time.UTC), Metadata: map[string]any{"region": "us"}})
 	return out
 }
 
@@ -226,7 +266,7 @@ func openUIServer(t *testing.T) (*TestServer, []uiEvent, string) {
 	ts.SetNow(testNow)
 	ts.mustTrigger(t)
 
-	ds, _, err := ts.Store.FindDeliveries(context.Background(), odometer.DeliveryFilter{Status: odometer.DeliveryPending, CustomerID: "cust_a", Limit: 1})
+	ds, _, err := ts.Store.FindDeliveries(context.Background(), odometer.DeliveryFilter{Status: odometer.DeliveryPending, CustomerID: "cust_a", Endpoint: uiHookA, Limit: 1})
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries: %d, %v", len(ds), err)
 	}
@@ -261,8 +301,8 @@ type uiChart struct {
 	Points []uiPoint `json:"points"`
 }
 
-const readCharts = `[...document.querySelectorAll('figure.chart[data-event-type]')].map(f => ({
-  type: f.dataset.eventType, from: f.dataset.from, to: f.dataset.to, window: f.dataset.window,
+const readCharts = `[...document.querySelectorAll('figure.chart[data-meter]')].map(f => ({
+  type: f.dataset.meter, from: f.dataset.from, to: f.dataset.to, window: f.dataset.window,
   points: [...f.querySelectorAll('.pt')].map(p => ({key: p.dataset.key, value: Number(p.dataset.value), count: Number(p.dataset.count)}))}))`
 
 // uiCell is a cell of the current period's table.
@@ -274,8 +314,8 @@ type uiCell struct {
 	Text  string `json:"text"`
 }
 
-const readCells = `[...document.querySelectorAll('#current tr[data-event-type] td.num[data-value]')].map(td => ({
-  type: td.parentElement.dataset.eventType, which: td.classList.contains('cur') ? 'cur' : 'prev',
+const readCells = `[...document.querySelectorAll('#current tr[data-meter] td.num[data-value]')].map(td => ({
+  type: td.parentElement.dataset.meter, which: ['cur', 'same', 'prev'].find(c => td.classList.contains(c)),
   value: td.dataset.value, count: String(td.dataset.count), text: td.textContent}))`
 
 func (ts *TestServer) usage(t *testing.T, key string, q url.Values) uiUsage {
@@ -295,12 +335,12 @@ func shownNumber(t *testing.T, s string) float64 {
 	return v
 }
 
-// monthSum sums the values of one customer's events of one type in the
-// Oslo month that starts at start.
+// monthSum sums the values of one customer's events of one type (every
+// customer's for "") in [start, end).
 func monthSum(events []uiEvent, customer, eventType string, start, end time.Time) float64 {
 	sum := 0.0
 	for _, e := range events {
-		if e.CustomerID == customer && e.EventType == eventType && !e.Timestamp.Before(start) && e.Timestamp.Before(end) {
+		if (customer == "" || e.CustomerID == customer) && e.EventType == eventType && !e.Timestamp.Before(start) && e.Timestamp.Before(end) {
 			sum += e.Value
 		}
 	}
@@ -322,15 +362,27 @@ func TestUI_Browser(t *testing.T) {
 		// The table: this month and last, as GET /usage answers, and as
 		// the events posted add up in Oslo's months.
 		cells := mustEval[[]uiCell](t, tab, readCells)
-		if got, want := len(cells), 6; got != want {
+		if got, want := len(cells), 3*len(uiMeters); got != want {
 			t.Fatalf("%d cells with values, want %d: %+v", got, want, cells)
 		}
+		// The same point of last month: 13 December at 11:30 in Oslo, as
+		// the clock is 13 January at 11:30 there.
+		same := time.Date(2025, 12, 13, 11, 30, 0, 0, oslo)
+		checked := 0
 		for _, c := range cells {
-			q := url.Values{"customerId": {"cust_a"}, "eventType": {c.Type}, "window": {"month"}}
+			if c.Type == "storage.gbh" {
+				continue // a gauge: from its aggregations, below
+			}
+			q := url.Values{"customerId": {"cust_a"}, "meter": {c.Type}, "window": {"month"}}
 			cur := ts.usage(t, ts.ReadKey, q)
 			u := cur
-			if c.Which == "prev" {
+			switch c.Which {
+			case "prev":
 				q.Set("to", cur.From)
+				u = ts.usage(t, ts.ReadKey, q)
+			case "same":
+				q.Set("from", dec.UTC().Format(time.RFC3339))
+				q.Set("to", same.UTC().Format(time.RFC3339))
 				u = ts.usage(t, ts.ReadKey, q)
 			}
 			if len(u.Usage) != 1 {
@@ -346,35 +398,65 @@ func TestUI_Browser(t *testing.T) {
 				t.Errorf("%s %s: the text %q, want %v", c.Type, c.Which, c.Text, want)
 			}
 			if c.Type == "api.calls" {
-				start, end := jan, jan.AddDate(0, 1, 0)
-				if c.Which == "prev" {
+				start, end := jan, testNow
+				switch c.Which {
+				case "prev":
 					start, end = dec, jan
+				case "same":
+					start, end = dec, same
 				}
 				if got, want := u.Usage[0].Value, monthSum(events, "cust_a", "api.calls", start, end); got != want {
 					t.Errorf("api.calls %s: %v, the posted events add up to %v", c.Which, got, want)
 				}
 			}
+			checked++
+		}
+		if checked != 3*(len(uiMeters)-1) {
+			t.Errorf("%d cells checked", checked)
+		}
+		// The comparison: the open month marked in progress, against the
+		// same days of last month; the change is not coloured.
+		heads := mustEval[string](t, tab, `document.querySelector('#current thead').textContent`)
+		if !strings.Contains(heads, "in progress") || !strings.Contains(heads, "Dec 1–13") || !strings.Contains(heads, "Jan 1–13") {
+			t.Errorf("the comparison's headings: %q", heads)
+		}
+		if coloured := mustEval[[]string](t, tab, `[...document.querySelectorAll('#current td.change')].filter(td => getComputedStyle(td).color !== getComputedStyle(document.body).color || td.matches('.up, .down, .ok, .bad')).map(td => td.parentElement.dataset.meter)`); len(coloured) != 0 {
+			t.Errorf("changes coloured as good or bad: %v", coloured)
+		}
+		// Descriptions from the configuration.
+		if text := mustEval[string](t, tab, `document.querySelector('#current tr[data-meter="llm.tokens"]').textContent`); !strings.Contains(text, "Tokens, by model") {
+			t.Errorf("llm.tokens' row: %q", text)
 		}
 
 		// The charts, at several ranges and windows: each point is one of
-		// GET /usage's, for the same range.
+		// GET /usage's, for the same range; a gauge's, one of GET
+		// /aggregations'.
 		for _, tc := range []struct{ rng, window string }{{"90d", "day"}, {"24h", "hour"}, {"90d", "week"}, {"12m", "month"}} {
 			if tc.rng != "90d" || tc.window != "day" {
 				goTo(t, tab, "#/customer/cust_a?range="+tc.rng+"&window="+tc.window, "customer")
 			}
 			charts := mustEval[[]uiChart](t, tab, readCharts)
-			if got, want := len(charts), 3; got != want {
+			if got, want := len(charts), len(uiMeters); got != want {
 				t.Fatalf("%d charts, want %d", got, want)
 			}
-			for _, c := range charts {
+			for i, c := range charts {
+				if c.Type != uiMeters[i] {
+					t.Fatalf("chart %d is %s, want %s", i, c.Type, uiMeters[i])
+				}
 				if c.Window != tc.window {
 					t.Fatalf("%s: window %s, want %s", c.Type, c.Window, tc.window)
 				}
-				u := ts.usage(t, ts.ReadKey, url.Values{"customerId": {"cust_a"}, "eventType": {c.Type}, "window": {tc.window}, "from": {c.From}})
+				if c.Type == "storage.gbh" {
+					if tc.window == "day" {
+						checkGauge(t, ts, tab, c)
+					}
+					continue
+				}
+				u := ts.usage(t, ts.ReadKey, url.Values{"customerId": {"cust_a"}, "meter": {c.Type}, "window": {tc.window}, "from": {c.From}})
 				if u.From != c.From || u.To != c.To {
 					t.Fatalf("%s: range %s..%s, GET /usage %s..%s", c.Type, c.From, c.To, u.From, u.To)
 				}
-				if len(c.Points) == 0 {
+				if len(c.Points) == 0 && c.Type == "api.calls" {
 					t.Fatalf("%s %s/%s: no points", c.Type, tc.rng, tc.window)
 				}
 				if got, want := fmt.Sprint(c.Points), fmt.Sprint(u.Usage); got != want {
@@ -391,6 +473,13 @@ func TestUI_Browser(t *testing.T) {
 				t.Errorf("%s: the range starts at %v, not at the start of a %s in Oslo", tc.window, from, tc.window)
 			}
 		}
+
+		// The grouped meter: each bar stacked from its groups, which add up
+		// to the window's value, as GET /usage?groupBy=model answers; and
+		// the table of this month's groups.
+		goTo(t, tab, "#/customer/cust_a?range=30d&window=day", "customer")
+		checkGroups(t, ts, tab)
+		screenshot(t, tab, "customer-meters")
 
 		// Aggregations, with revision and webhook state.
 		goTo(t, tab, "#/customer/cust_a", "customer")
@@ -442,8 +531,13 @@ func TestUI_Browser(t *testing.T) {
 
 	t.Run("Overview", func(t *testing.T) {
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "", ts.AdminKey, "overview")
+		signIn(t, tab, ts.URL, "", ts.AdminKey, "overview-totals")
 		screenshot(t, tab, "overview")
+		// The first load already draws the totals, over the server's
+		// range (its clock is not this browser's).
+		if n := mustEval[int](t, tab, `document.querySelectorAll('#totals .pt').length`); n == 0 {
+			t.Errorf("the first load draws no totals: %q", mustEval[string](t, tab, `document.getElementById('totals-note').textContent`))
+		}
 		var st struct {
 			EventsPerMinute []struct {
 				Count int64 `json:"count"`
@@ -511,23 +605,229 @@ func TestUI_Browser(t *testing.T) {
 		if got, want := fmt.Sprint(shown), fmt.Sprint(api); got != want {
 			t.Fatalf("top api.calls:\n%s\nGET /stats\n%s", got, want)
 		}
+
+		// Usage across customers: each window's total is GET
+		// /stats/usage's, and the posted events' sum over every customer
+		// in that Oslo day; the top customers of the range are its.
+		for _, meter := range []string{"api.calls", "llm.tokens", "storage.gbh"} {
+			goTo(t, tab, "#/overview?meter="+meter+"&range=30d&window=day", "overview-totals")
+			from := mustEval[string](t, tab, `document.getElementById('totals').dataset.from`)
+			var tot struct {
+				Usage []uiPoint `json:"usage"`
+				Top   []struct {
+					CustomerID string  `json:"customerId"`
+					Value      float64 `json:"value"`
+				} `json:"topCustomers"`
+			}
+			ts.MustDo(t, 200, "GET", "/stats/usage?"+url.Values{"meter": {meter}, "window": {"day"}, "from": {from}}.Encode(), ts.ReadKey, "").Decode(t, &tot)
+			points := mustEval[[]uiPoint](t, tab, `[...document.querySelectorAll('#totals .pt')].map(p => ({key: p.dataset.key, value: Number(p.dataset.value), count: Number(p.dataset.count)}))`)
+			if got, want := fmt.Sprint(points), fmt.Sprint(tot.Usage); got != want || len(points) == 0 {
+				t.Fatalf("%s totals: the chart\n%s\nGET /stats/usage\n%s", meter, got, want)
+			}
+			if meter == "api.calls" {
+				for _, p := range points {
+					day, _ := time.ParseInLocation("20060102", p.Key, oslo)
+					if want := monthSum(events, "", "api.calls", day, day.AddDate(0, 0, 1)); p.Value != want {
+						t.Errorf("api.calls on %s: %v over every customer, the posted events add up to %v", p.Key, p.Value, want)
+					}
+				}
+			}
+			top := mustEval[[]string](t, tab, `[...document.querySelectorAll('#top-range tr[data-customer]')].map(r => r.dataset.customer + '=' + r.dataset.value)`)
+			var want []string
+			for _, c := range tot.Top {
+				want = append(want, c.CustomerID+"="+strconv.FormatFloat(c.Value, 'g', -1, 64))
+			}
+			if fmt.Sprint(top) != fmt.Sprint(want) || len(want) == 0 {
+				t.Errorf("%s top customers: the page %v, GET /stats/usage %v", meter, top, want)
+			}
+			// A grouped meter's groups over every customer, stacked: each
+			// window's segments are GET /stats/usage's groups.
+			if meter == "llm.tokens" {
+				var g struct {
+					Usage []struct {
+						Key    string `json:"key"`
+						Groups []struct {
+							Group map[string]string `json:"group"`
+							Value float64           `json:"value"`
+						} `json:"groups"`
+					} `json:"usage"`
+				}
+				ts.MustDo(t, 200, "GET", "/stats/usage?"+url.Values{"meter": {meter}, "window": {"day"}, "from": {from}}.Encode(), ts.ReadKey, "").Decode(t, &g)
+				var want []string
+				for _, w := range g.Usage {
+					for _, x := range w.Groups {
+						want = append(want, fmt.Sprintf("%s %s=%v", w.Key, x.Group["model"], x.Value))
+					}
+				}
+				sort.Strings(want)
+				segs := mustEval[[]string](t, tab, `[...document.querySelectorAll('#totals rect.seg')].map(r => r.dataset.key + ' ' + r.dataset.group + '=' + r.dataset.value).sort()`)
+				if fmt.Sprint(segs) != fmt.Sprint(want) || len(want) == 0 {
+					t.Errorf("llm.tokens groups over every customer: the chart\n%v\nGET /stats/usage\n%v", segs, want)
+				}
+			}
+			// Every window with usage is drawn, visibly.
+			if n := mustEval[int](t, tab, `new Set([...document.querySelectorAll('#totals .pt, #totals rect.seg')].filter(p => { const s = getComputedStyle(p); return s.fill !== 'transparent' && s.fill !== 'rgba(0, 0, 0, 0)' && s.fill !== 'none'; }).map(p => p.dataset.key)).size`); n != len(points) {
+				t.Errorf("%s totals: %d of %d windows drawn visibly", meter, n, len(points))
+			}
+			if meter == "api.calls" {
+				screenshot(t, tab, "overview-totals")
+				// The picker that changed the page keeps the focus.
+				mustDo(t, tab, chromedp.Focus(chromedp.ID("ov-range")))
+				mustEval[any](t, tab, `delete document.body.dataset.ready; const s = document.getElementById('ov-range'); s.value = '7d'; s.dispatchEvent(new Event('change')); null`)
+				waitReady(t, tab, "overview-totals")
+				if got := mustEval[string](t, tab, `document.activeElement.id`); got != "ov-range" {
+					t.Errorf("after a range change the focus is on %q", got)
+				}
+			}
+		}
 	})
 
 	t.Run("Deliveries", func(t *testing.T) {
+		// The second endpoint answered 410 Gone: the server disabled it,
+		// and three of its deliveries failed.
+		ctx := context.Background()
+		gone := testNow.Add(-30 * time.Minute)
+		if err := ts.Store.DisableEndpoint(ctx, uiHookB, "the endpoint answered 410 Gone", gone); err != nil {
+			t.Fatal(err)
+		}
+		ds, _, err := ts.Store.FindDeliveries(ctx, odometer.DeliveryFilter{Status: odometer.DeliveryPending, Endpoint: uiHookB, Limit: 3})
+		if err != nil || len(ds) != 3 {
+			t.Fatalf("deliveries to %s: %d, %v", uiHookB, len(ds), err)
+		}
+		for _, d := range ds {
+			d.Status, d.Attempts, d.LastStatus, d.LastAttemptAt, d.NextAttemptAt = odometer.DeliveryFailed, 1, 410, &gone, nil
+			d.LastError = "410 Gone: the endpoint is disabled until a delivery to it is retried"
+		}
+		if err := ts.Store.RecordAttempts(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		var health []struct {
+			URL        string           `json:"url"`
+			State      string           `json:"state"`
+			Deliveries map[string]int64 `json:"deliveries"`
+		}
+		ts.MustDo(t, 200, "GET", "/webhooks", ts.AdminKey, "").Decode(t, &health)
+		if len(health) != 2 || health[1].URL != uiHookB || health[1].State != "disabled" || health[1].Deliveries["failed"] != 3 || health[0].Deliveries["failed"] != 1 {
+			t.Fatalf("GET /webhooks: %+v", health)
+		}
+
+		// The configuration page says what the server does, not only
+		// what the file says.
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "#/deliveries", ts.AdminKey, "deliveries")
-		row := fmt.Sprintf(`#deliveries-failed tr[data-id=%q]`, failedID)
+		signIn(t, tab, ts.URL, "#/config", ts.AdminKey, "config")
+		states := mustEval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#webhooks tr[data-url]')].map(r => [r.dataset.url, r.dataset.state + ': ' + r.textContent]))`)
+		if got := states[uiHookB]; !strings.HasPrefix(got, "disabled: ") || !strings.Contains(got, "410 Gone") {
+			t.Errorf("the configuration page shows %s as %q", uiHookB, got)
+		}
+		if got := states[uiHookA]; !strings.HasPrefix(got, "active: ") {
+			t.Errorf("the configuration page shows %s as %q", uiHookA, got)
+		}
+
+		goTo(t, tab, "#/deliveries", "deliveries")
+		// Endpoint health, as GET /webhooks answers, with whole URLs.
+		type epRow struct {
+			URL, State, Text string
+			Failed           float64
+			Full             bool
+		}
+		eps := mustEval[[]epRow](t, tab, `[...document.querySelectorAll('#endpoints tr[data-url]')].map(r => { const c = r.querySelector('td.endpoint');
+			return {URL: r.dataset.url, State: r.dataset.state, Text: r.textContent, Failed: Number(r.cells[6].textContent.replace(/,/g, '')),
+				Full: c.textContent === r.dataset.url && c.scrollWidth <= c.clientWidth + 1 && c.scrollHeight <= c.clientHeight + 1}; })`)
+		if len(eps) != 2 {
+			t.Fatalf("endpoints %+v", eps)
+		}
+		for i, e := range eps {
+			if e.URL != health[i].URL || e.State != health[i].State || e.Failed != float64(health[i].Deliveries["failed"]) {
+				t.Errorf("endpoint %d: the page %+v, GET /webhooks %+v", i, e, health[i])
+			}
+			if !e.Full {
+				t.Errorf("%s is cut on the page", e.URL)
+			}
+		}
+		if !strings.Contains(eps[1].Text, "410 Gone") {
+			t.Errorf("the disabled endpoint does not say why: %q", eps[1].Text)
+		}
+
+		// The failed list: the delivery marked failed, with its error.
+		row := fmt.Sprintf(`#deliveries tr[data-id=%q]`, failedID)
 		if text := mustEval[string](t, tab, `document.querySelector('`+row+`').textContent`); !strings.Contains(text, "503 Service Unavailable") {
 			t.Fatalf("the failed row: %q", text)
 		}
-		if n := mustEval[int](t, tab, `document.querySelectorAll('#deliveries-pending tr[data-status="pending"]').length`); n == 0 {
-			t.Fatal("no pending deliveries shown")
-		}
 		screenshot(t, tab, "deliveries")
 
+		// Filtered by endpoint and state, as GET /deliveries answers.
+		filter := func(endpoint, status string) []string {
+			t.Helper()
+			mustEval[any](t, tab, fmt.Sprintf(`delete document.body.dataset.ready; document.getElementById('dl-endpoint').value = %q;
+				document.getElementById('dl-status').value = %q; document.getElementById('dl-status').dispatchEvent(new Event('change')); null`, endpoint, status))
+			waitReady(t, tab, "deliveries")
+			return mustEval[[]string](t, tab, `[...document.querySelectorAll('#deliveries tr[data-id]')].map(r => r.dataset.id + ' ' + r.dataset.endpoint + ' ' + r.dataset.status)`)
+		}
+		apiList := func(endpoint, status string) []string {
+			var ds []struct{ ID, Endpoint, Status string }
+			ts.MustDo(t, 200, "GET", "/deliveries?"+url.Values{"endpoint": {endpoint}, "status": {status}, "limit": {"50"}}.Encode(), ts.AdminKey, "").Decode(t, &ds)
+			var out []string
+			for _, d := range ds {
+				out = append(out, d.ID+" "+d.Endpoint+" "+d.Status)
+			}
+			return out
+		}
+		for _, f := range [][2]string{{uiHookB, "failed"}, {uiHookA, "failed"}, {uiHookB, "pending"}, {"", "failed"}} {
+			got, want := filter(f[0], f[1]), apiList(f[0], f[1])
+			if fmt.Sprint(got) != fmt.Sprint(want) || len(want) == 0 {
+				t.Errorf("endpoint %q, %s: the page\n%v\nGET /deliveries\n%v", f[0], f[1], got, want)
+			}
+		}
+		// The disabled endpoint's pending deliveries say why they wait.
+		filter(uiHookB, "pending")
+		if when := mustEval[string](t, tab, `document.querySelector('#deliveries tr[data-id] td.when').textContent`); !strings.Contains(when, "disabled") {
+			t.Errorf("a parked delivery says %q", when)
+		}
+
+		// The payload and the last response of one delivery.
+		filter(uiHookB, "failed")
+		id := mustEval[string](t, tab, `document.querySelector('#deliveries tr[data-id]').dataset.id`)
+		mustDo(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#deliveries tr[data-id=%q] button.details`, id))))
+		waitFor(t, tab, fmt.Sprintf(`document.querySelector('tr[data-detail=%q] pre.payload')`, id))
+		var one struct {
+			Payload    map[string]any `json:"payload"`
+			LastStatus int            `json:"lastStatus"`
+		}
+		ts.MustDo(t, 200, "GET", "/deliveries/"+id, ts.AdminKey, "").Decode(t, &one)
+		shownPayload := mustEval[map[string]any](t, tab, fmt.Sprintf(`JSON.parse(document.querySelector('tr[data-detail=%q] pre.payload').textContent)`, id))
+		if fmt.Sprint(shownPayload) != fmt.Sprint(one.Payload) || len(one.Payload) == 0 {
+			t.Errorf("payload: the page %v, GET /deliveries/{id} %v", shownPayload, one.Payload)
+		}
+		if got := mustEval[string](t, tab, fmt.Sprintf(`document.querySelector('tr[data-detail=%q] .last-status').textContent`, id)); got != strconv.Itoa(one.LastStatus) || got != "410" {
+			t.Errorf("last response status %q, want 410", got)
+		}
+		screenshot(t, tab, "delivery-detail")
+
+		// Retry every failed delivery of the disabled endpoint: the focus
+		// stays on the button.
+		mustEval[any](t, tab, `delete document.body.dataset.ready; null`)
+		mustDo(t, tab, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button.retry-all[data-url=%q]`, uiHookB))),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.retry-all[data-url=%q]`, uiHookB))))
+		waitFor(t, tab, `document.getElementById('msg').textContent.includes('3 failed deliveries')`)
+		waitReady(t, tab, "deliveries")
+		if left, _, err := ts.Store.FindDeliveries(ctx, odometer.DeliveryFilter{Status: odometer.DeliveryFailed, Endpoint: uiHookB, Limit: 10}); err != nil || len(left) != 0 {
+			t.Errorf("after retry all, %d failed deliveries to %s (%v)", len(left), uiHookB, err)
+		}
+		if off, _ := ts.Store.DisabledEndpoints(ctx); off[uiHookB] != "" {
+			t.Errorf("after retry all, %s is still disabled", uiHookB)
+		}
+		if state := mustEval[string](t, tab, fmt.Sprintf(`document.querySelector('#endpoints tr[data-url=%q]').dataset.state`, uiHookB)); state != "active" {
+			t.Errorf("after retry all the page shows %s as %s", uiHookB, state)
+		}
+		if got := mustEval[string](t, tab, `document.activeElement.dataset.url || document.activeElement.tagName`); got != uiHookB {
+			t.Errorf("after retry all the focus is on %s", got)
+		}
+
+		// One delivery, again.
+		filter("", "failed")
 		mustDo(t, tab, chromedp.Click(chromedp.CSS(row+" button.retry")))
-		waitFor(t, tab, fmt.Sprintf(`!document.querySelector('#deliveries-failed tr[data-id=%q]') && document.querySelector('#deliveries-pending tr[data-id=%q]')`, failedID, failedID))
-		d, err := ts.Store.FindDelivery(context.Background(), failedID)
+		waitFor(t, tab, fmt.Sprintf(`!document.querySelector('#deliveries tr[data-id=%q]')`, failedID))
+		d, err := ts.Store.FindDelivery(ctx, failedID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -544,7 +844,7 @@ func TestUI_Browser(t *testing.T) {
 		signIn(t, tab, ts.URL, "#/config", ts.AdminKey, "config")
 		screenshot(t, tab, "configuration")
 		rows := mustEval[[]string](t, tab, `[...document.querySelectorAll('#event-types tr[data-event-type]')].map(r => r.dataset.eventType + '=' + r.querySelector('.pill').textContent)`)
-		if got, want := strings.Join(rows, " "), "api.calls=sum response.time.ms=avg storage.bytes=max"; got != want {
+		if got, want := strings.Join(rows, " "), "api.calls=sum llm.request=count response.time.ms=avg storage.bytes=max storage.gb=last"; got != want {
 			t.Errorf("event types %q, want %q", got, want)
 		}
 		hooks := mustEval[string](t, tab, `document.getElementById('webhooks').textContent`)
@@ -574,6 +874,19 @@ func TestUI_Browser(t *testing.T) {
 		if fits := mustEval[bool](t, tab, `(() => { const t = document.getElementById('current'); return t.scrollWidth <= t.parentElement.clientWidth; })()`); !fits {
 			t.Error("this month's table is wider than a 390 px screen")
 		}
+
+		// The overview and the webhooks page fit too.
+		phone := newTab(t, browser, 390, 844)
+		signIn(t, phone, ts.URL, "#/overview", ts.AdminKey, "overview-totals")
+		screenshot(t, phone, "overview-phone")
+		if w := mustEval[int](t, phone, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("the overview is %d px wide on a 390 px screen", w)
+		}
+		goTo(t, phone, "#/deliveries", "deliveries")
+		screenshot(t, phone, "webhooks-phone")
+		if w := mustEval[int](t, phone, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("the webhooks page is %d px wide on a 390 px screen: %v", w, mustEval[[]string](t, phone, `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391).slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`))
+		}
 	})
 
 	t.Run("WrongKey", func(t *testing.T) {
@@ -591,7 +904,7 @@ func TestUI_Browser(t *testing.T) {
 	// Last: it posts events.
 	t.Run("AutoRefresh", func(t *testing.T) {
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "?refresh=1", ts.AdminKey, "overview")
+		signIn(t, tab, ts.URL, "?refresh=1", ts.AdminKey, "overview-totals")
 		// A reload would lose this.
 		mustEval[any](t, tab, `window.marker = 'kept'; null`)
 		lastBar := `Number([...document.querySelectorAll('#epm .pt')].pop().dataset.value)`
@@ -613,4 +926,123 @@ func TestUI_Browser(t *testing.T) {
 			t.Errorf("after refresh the page shows %s, GET /usage %s", got, want)
 		}
 	})
+}
+
+// checkGauge checks a gauge's chart against GET /aggregations: a point
+// per daily aggregation that holds the meter, with its value and count,
+// drawn as a step line; and a day with no event holds the gauge's value
+// (5 GB all day: 120 GB-hours).
+func checkGauge(t *testing.T, ts *TestServer, tab context.Context, c uiChart) {
+	t.Helper()
+	var aggs []struct {
+		PeriodKey   string             `json:"periodKey"`
+		PeriodStart string             `json:"periodStart"`
+		Events      map[string]float64 `json:"events"`
+		EventCounts map[string]int64   `json:"eventCounts"`
+	}
+	ts.MustDo(t, 200, "GET", "/aggregations?"+url.Values{"customerId": {"cust_a"}, "period": {"daily"}, "from": {c.From}, "limit": {"1000"}}.Encode(), ts.ReadKey, "").Decode(t, &aggs)
+	sort.Slice(aggs, func(i, j int) bool { return aggs[i].PeriodStart < aggs[j].PeriodStart })
+	var want []uiPoint
+	for _, a := range aggs {
+		if v, ok := a.Events[c.Type]; ok {
+			want = append(want, uiPoint{a.PeriodKey, v, a.EventCounts[c.Type]})
+		}
+	}
+	if len(want) == 0 {
+		t.Fatalf("%s: no aggregations hold the gauge", c.Type)
+	}
+	if got, want := fmt.Sprint(c.Points), fmt.Sprint(want); got != want {
+		t.Fatalf("%s: the chart\n%s\nGET /aggregations\n%s", c.Type, got, want)
+	}
+	held := false
+	for _, p := range c.Points {
+		if p.Key == "20251220" {
+			held = p.Value == 120 && p.Count == 0
+		}
+	}
+	if !held {
+		t.Errorf("%s: 20 December (no event, 5 GB held) is not 120 GB-hours: %v", c.Type, c.Points)
+	}
+	// A step line: each window's value is a horizontal segment.
+	d := mustEval[string](t, tab, `document.querySelector('figure[data-meter="storage.gbh"] path.line:not(.thin)').getAttribute('d')`)
+	steps := strings.Count(d, "L") + strings.Count(d, "M")
+	if steps < 2*len(want) {
+		t.Errorf("%s: the line has %d vertices for %d windows: not a step line: %s", c.Type, steps, len(want), d)
+	}
+}
+
+// checkGroups checks the grouped meter llm.tokens: each window's stacked
+// segments are GET /usage?groupBy=model's groups and add up to the
+// window's value; the table of groups is this month's.
+func checkGroups(t *testing.T, ts *TestServer, tab context.Context) {
+	t.Helper()
+	from := mustEval[string](t, tab, `document.querySelector('figure[data-meter="llm.tokens"]').dataset.from`)
+	var u struct {
+		Usage []struct {
+			Key    string  `json:"key"`
+			Value  float64 `json:"value"`
+			Groups []struct {
+				Group map[string]string `json:"group"`
+				Value float64           `json:"value"`
+				Count int64             `json:"count"`
+			} `json:"groups"`
+		} `json:"usage"`
+	}
+	ts.MustDo(t, 200, "GET", "/usage?"+url.Values{"customerId": {"cust_a"}, "meter": {"llm.tokens"}, "window": {"day"}, "from": {from}, "groupBy": {"model"}}.Encode(), ts.ReadKey, "").Decode(t, &u)
+	type seg struct {
+		Key   string  `json:"key"`
+		Group string  `json:"group"`
+		Value float64 `json:"value"`
+	}
+	segs := mustEval[[]seg](t, tab, `[...document.querySelectorAll('figure[data-meter="llm.tokens"] rect.seg')].map(r => ({key: r.dataset.key, group: r.dataset.group, value: Number(r.dataset.value)}))`)
+	shown := map[string]float64{}
+	for _, s := range segs {
+		shown[s.Key+" "+s.Group] += s.Value
+	}
+	n := 0
+	for _, w := range u.Usage {
+		sum := 0.0
+		for _, g := range w.Groups {
+			if got, want := shown[w.Key+" "+g.Group["model"]], g.Value; got != want {
+				t.Errorf("llm.tokens %s %s: the chart shows %v, GET /usage %v", w.Key, g.Group["model"], got, want)
+			}
+			sum += g.Value
+			n++
+		}
+		if sum != w.Value {
+			t.Errorf("llm.tokens %s: the groups add up to %v, the window is %v", w.Key, sum, w.Value)
+		}
+	}
+	if n == 0 || len(segs) != n {
+		t.Errorf("%d segments drawn, %d groups answered", len(segs), n)
+	}
+	legend := mustEval[string](t, tab, `document.querySelector('figure[data-meter="llm.tokens"] ul.legend').textContent`)
+	for _, m := range []string{"gpt-4o", "claude", "llama"} {
+		if !strings.Contains(legend, m) {
+			t.Errorf("the legend %q lacks %s", legend, m)
+		}
+	}
+	// This month's groups.
+	var month struct {
+		Usage []struct {
+			Groups []struct {
+				Group map[string]string `json:"group"`
+				Value float64           `json:"value"`
+			} `json:"groups"`
+		} `json:"usage"`
+	}
+	ts.MustDo(t, 200, "GET", "/usage?customerId=cust_a&meter=llm.tokens&window=month&groupBy=model", ts.ReadKey, "").Decode(t, &month)
+	want := map[string]float64{}
+	for _, g := range month.Usage[0].Groups {
+		want[g.Group["model"]] = g.Value
+	}
+	got := mustEval[map[string]float64](t, tab, `Object.fromEntries([...document.querySelectorAll('table.groups[data-meter="llm.tokens"] tr[data-group]')].map(r => [r.dataset.group, Number(r.dataset.value)]))`)
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(want) != 3 {
+		t.Errorf("this month's groups: the page %v, GET /usage %v", got, want)
+	}
+	// The numbers as a table, for a keyboard and a screen reader.
+	rows := mustEval[int](t, tab, `document.querySelectorAll('figure[data-meter="llm.tokens"] details.datatable tbody tr[data-key]').length`)
+	if rows != len(u.Usage) {
+		t.Errorf("the data table has %d rows, the chart %d windows", rows, len(u.Usage))
+	}
 }

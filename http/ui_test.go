@@ -3,9 +3,11 @@ package http
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -363,4 +365,225 @@ func TestStats_NoMonthly(t *testing.T) {
 	if got, want := st.EventsPerMinute[59].Count, int64(1); got != want {
 		t.Errorf("current minute %d, want %d", got, want)
 	}
+}
+
+// usageTotalsConfig has a grouped sum, a max and a unique meter, daily
+// periods in UTC, and two webhooks.
+const usageTotalsConfig = `{
+  "periods": ["daily", "monthly"],
+  "events": { "api.calls": { "op": "sum" }, "llm.request": { "op": "count" } },
+  "meters": {
+    "tokens":  { "eventType": "llm.request", "op": "sum", "value": "$.tokens", "groupBy": ["model"] },
+    "biggest": { "eventType": "llm.request", "op": "max", "value": "$.tokens" },
+    "users":   { "eventType": "llm.request", "op": "unique", "value": "$.userId" }
+  },
+  "webhooks": [
+    { "url": "https://a.example.com/hooks/billing", "secret": "whsec_a", "enabled": true },
+    { "url": "https://b.example.com/hooks/billing", "secret": "whsec_b", "enabled": true },
+    { "url": "https://c.example.com/hooks/billing", "secret": "whsec_c", "enabled": false }
+  ]
+}`
+
+// totalsAnswerJSON is GET /stats/usage's answer.
+type totalsAnswerJSON struct {
+	Meter     string `json:"meter"`
+	Customers int    `json:"customers"`
+	Usage     []struct {
+		Key       string  `json:"key"`
+		Value     float64 `json:"value"`
+		Count     int64   `json:"count"`
+		Customers int     `json:"customers"`
+		Groups    []struct {
+			Group map[string]string `json:"group"`
+			Value float64           `json:"value"`
+		} `json:"groups"`
+	} `json:"usage"`
+	Top []topCustomer `json:"topCustomers"`
+}
+
+func TestStatsUsage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(testing.TB) odometer.Store) {
+		ts := MustOpenServerConfig(t, open, usageTotalsConfig)
+		// Three customers over 10 to 12 January: c1 and c2 share users u1
+		// and u2; c3 only on the 12th.
+		var batch []string
+		for day := 10; day <= 12; day++ {
+			for i, c := range []string{"c1", "c2", "c3"} {
+				if c == "c3" && day != 12 {
+					continue
+				}
+				tokens := 100*(i+1) + day
+				batch = append(batch,
+					fmt.Sprintf(`{"eventType": "api.calls", "customerId": %q, "value": %d, "timestamp": "2026-01-%dT08:00:00Z"}`, c, (i+1)*day, day),
+					fmt.Sprintf(`{"eventType": "llm.request", "customerId": %q, "value": 1, "timestamp": "2026-01-%dT09:00:00Z", "metadata": {"model": "m%d", "tokens": %d, "userId": "u%d"}}`, c, day, i%2, tokens, day%2+1))
+			}
+		}
+		ts.MustDo(t, 201, "POST", "/usagebatch", ts.IngestKey, "["+strings.Join(batch, ",")+"]")
+		ts.mustTrigger(t)
+		get := func(meter string) totalsAnswerJSON {
+			var a totalsAnswerJSON
+			ts.MustDo(t, 200, "GET", "/stats/usage?meter="+meter+"&window=day&from=2026-01-10T00:00:00Z&to=2026-01-13T00:00:00Z", ts.ReadKey, "").Decode(t, &a)
+			return a
+		}
+
+		t.Run("Sum", func(t *testing.T) {
+			a := get("api.calls")
+			var got []string
+			for _, u := range a.Usage {
+				got = append(got, fmt.Sprintf("%s=%v/%d/%d", u.Key, u.Value, u.Count, u.Customers))
+			}
+			// The 10th: c1 10 + c2 20; the 12th: 12 + 24 + 36.
+			if got, want := strings.Join(got, " "), "20260110=30/2/2 20260111=33/2/2 20260112=72/3/3"; got != want {
+				t.Errorf("usage %s, want %s", got, want)
+			}
+			var top []string
+			for _, c := range a.Top {
+				top = append(top, fmt.Sprintf("%s=%v", c.CustomerID, c.Value))
+			}
+			if got, want := strings.Join(top, " "), "c2=66 c3=36 c1=33"; got != want || a.Customers != 3 {
+				t.Errorf("top %s (%d customers), want %s", got, a.Customers, want)
+			}
+		})
+
+		t.Run("Merged", func(t *testing.T) {
+			// Max over every customer is the largest token count; unique
+			// users over every customer count u1 and u2 once.
+			big, users, tokens := get("biggest"), get("users"), get("tokens")
+			if got, want := big.Usage[2].Value, 312.0; got != want {
+				t.Errorf("max on the 12th %v, want %v", got, want)
+			}
+			if got, want := users.Usage[0].Value, 1.0; got != want { // the 10th: everyone is u1
+				t.Errorf("unique users on the 10th %v, want %v", got, want)
+			}
+			if got, want := users.Top[0].Value, 2.0; got != want { // c1: u1 on the 10th and 12th, u2 on the 11th
+				t.Errorf("c1's unique users over the range %v, want %v", got, want)
+			}
+			if got, want := tokens.Usage[2].Value, float64(112+212+312); got != want {
+				t.Errorf("tokens on the 12th %v, want %v", got, want)
+			}
+			// Its groups over every customer: m0 is c1's and c3's.
+			var groups []string
+			for _, g := range tokens.Usage[2].Groups {
+				groups = append(groups, fmt.Sprintf("%s=%v", g.Group["model"], g.Value))
+			}
+			if got, want := strings.Join(groups, " "), "m0=424 m1=212"; got != want {
+				t.Errorf("tokens' groups on the 12th %s, want %s", got, want)
+			}
+		})
+
+		t.Run("ErrBadRequests", func(t *testing.T) {
+			ts.MustDo(t, 400, "GET", "/stats/usage?meter=nope", ts.ReadKey, "")
+			ts.MustDo(t, 400, "GET", "/stats/usage?meter=api.calls&window=hour", ts.ReadKey, "") // hourly is not configured
+			ts.MustDo(t, 400, "GET", "/stats/usage?meter=api.calls&window=day&from=2020-01-01T00:00:00Z", ts.ReadKey, "")
+			ts.MustDo(t, 400, "GET", "/stats/usage?meter=api.calls&from=2026-01-12T00:00:00Z&to=2026-01-11T00:00:00Z", ts.ReadKey, "")
+			pinned := ts.MustCreateKey(t, odometer.ScopeRead, "c1")
+			ts.MustDo(t, 404, "GET", "/stats/usage?meter=api.calls", pinned, "")
+			ts.MustDo(t, 403, "GET", "/stats/usage?meter=api.calls", ts.IngestKey, "")
+		})
+
+		t.Run("Webhooks", func(t *testing.T) {
+			ctx := context.Background()
+			a, b := "https://a.example.com/hooks/billing", "https://b.example.com/hooks/billing"
+			// b answered 410 Gone on two deliveries; a delivered one and
+			// failed one try of another.
+			at := testNow.Add(-time.Hour)
+			ds, _, err := ts.Store.FindDeliveries(ctx, odometer.DeliveryFilter{Endpoint: b, Limit: 2})
+			if err != nil || len(ds) != 2 {
+				t.Fatalf("deliveries to b: %d, %v", len(ds), err)
+			}
+			for _, d := range ds {
+				d.Status, d.Attempts, d.LastStatus, d.LastError, d.LastAttemptAt, d.NextAttemptAt = odometer.DeliveryFailed, 1, 410, "gone", &at, nil
+			}
+			da, _, err := ts.Store.FindDeliveries(ctx, odometer.DeliveryFilter{Endpoint: a, Limit: 2})
+			if err != nil || len(da) != 2 {
+				t.Fatalf("deliveries to a: %d, %v", len(da), err)
+			}
+			da[0].Status, da[0].Attempts, da[0].DeliveredAt, da[0].LastAttemptAt, da[0].NextAttemptAt = odometer.DeliveryDelivered, 1, &at, &at, nil
+			next := testNow.Add(time.Minute)
+			da[1].Attempts, da[1].LastStatus, da[1].LastError, da[1].LastAttemptAt, da[1].NextAttemptAt = 1, 503, "busy", &at, &next
+			if err := ts.Store.RecordAttempts(ctx, append(ds, da...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.Store.DisableEndpoint(ctx, b, "the endpoint answered 410 Gone", at); err != nil {
+				t.Fatal(err)
+			}
+			var hs []struct {
+				URL            string           `json:"url"`
+				Enabled        bool             `json:"enabled"`
+				Active         bool             `json:"active"`
+				State          string           `json:"state"`
+				DisabledReason string           `json:"disabledReason"`
+				Deliveries     map[string]int64 `json:"deliveries"`
+				Last24h        map[string]int64 `json:"last24h"`
+				FailureRate    *float64         `json:"failureRate"`
+				LastSuccessAt  string           `json:"lastSuccessAt"`
+			}
+			ts.MustDo(t, 200, "GET", "/webhooks", ts.ReadKey, "").Decode(t, &hs)
+			if len(hs) != 3 {
+				t.Fatalf("%d endpoints, want 3", len(hs))
+			}
+			if h := hs[0]; h.State != "active" || !h.Active || h.FailureRate == nil || *h.FailureRate != 0.5 || h.LastSuccessAt != odometer.FormatTime(at) ||
+				h.Last24h["delivered"] != 1 || h.Last24h["retrying"] != 1 {
+				t.Errorf("a: %+v", h)
+			}
+			if h := hs[1]; h.State != "disabled" || h.Active || !h.Enabled || h.DisabledReason == "" || h.Deliveries["failed"] != 2 || *h.FailureRate != 1 || h.LastSuccessAt != "" {
+				t.Errorf("b: %+v", h)
+			}
+			if h := hs[2]; h.State != "off" || h.Active || h.Enabled || h.FailureRate != nil {
+				t.Errorf("c: %+v", h)
+			}
+
+			// Only b's failed deliveries, by GET /deliveries?endpoint=.
+			var list []struct{ Endpoint, Status string }
+			ts.MustDo(t, 200, "GET", "/deliveries?status=failed&endpoint="+url.QueryEscape(b), ts.AdminKey, "").Decode(t, &list)
+			if len(list) != 2 || list[0].Endpoint != b || list[1].Endpoint != b {
+				t.Errorf("b's failed deliveries: %+v", list)
+			}
+
+			// Retry every failed delivery of b: pending, due now, and b
+			// enabled again; a's are left as they are.
+			var res struct {
+				Retried int64 `json:"retried"`
+			}
+			ts.MustDo(t, 202, "POST", "/webhooks/retry?endpoint="+url.QueryEscape(b), ts.AdminKey, "").Decode(t, &res)
+			if res.Retried != 2 {
+				t.Errorf("retried %d, want 2", res.Retried)
+			}
+			for _, d := range ds {
+				got, err := ts.Store.FindDelivery(ctx, d.ID)
+				if err != nil || got.Status != odometer.DeliveryPending || got.NextAttemptAt == nil || !got.NextAttemptAt.Equal(testNow) {
+					t.Errorf("after retry %s: %+v, %v", d.ID, got, err)
+				}
+			}
+			if off, _ := ts.Store.DisabledEndpoints(ctx); off[b] != "" {
+				t.Error("b is still disabled")
+			}
+			if got, _ := ts.Store.FindDelivery(ctx, da[1].ID); got.Status != odometer.DeliveryPending || !got.NextAttemptAt.Equal(next) {
+				t.Errorf("a's pending delivery was moved: %+v", got)
+			}
+			ts.MustDo(t, 202, "POST", "/webhooks/retry?endpoint="+url.QueryEscape(b), ts.AdminKey, "").Decode(t, &res)
+			if res.Retried != 0 {
+				t.Errorf("retried again %d, want 0", res.Retried)
+			}
+			ts.MustDo(t, 404, "POST", "/webhooks/retry?endpoint="+url.QueryEscape("https://gone.example.com/"), ts.AdminKey, "")
+			ts.MustDo(t, 400, "POST", "/webhooks/retry", ts.AdminKey, "")
+			ts.MustDo(t, 403, "POST", "/webhooks/retry?endpoint="+url.QueryEscape(b), ts.ReadKey, "")
+			pinned := ts.MustCreateKey(t, odometer.ScopeRead, "c1")
+			ts.MustDo(t, 404, "GET", "/webhooks", pinned, "")
+
+			// One delivery, with the body it sends.
+			var one struct {
+				ID      string `json:"id"`
+				Payload struct {
+					Type       string `json:"type"`
+					CustomerID string `json:"customerId"`
+				} `json:"payload"`
+			}
+			ts.MustDo(t, 200, "GET", "/deliveries/"+da[0].ID, ts.AdminKey, "").Decode(t, &one)
+			if one.ID != da[0].ID || one.Payload.CustomerID != da[0].CustomerID || one.Payload.Type != da[0].Type {
+				t.Errorf("GET /deliveries/{id}: %+v", one)
+			}
+			ts.MustDo(t, 403, "GET", "/deliveries/"+da[0].ID, ts.ReadKey, "")
+		})
+	})
 }

@@ -205,6 +205,9 @@ func (s *Store) FindDeliveries(ctx context.Context, f odometer.DeliveryFilter) (
 	if f.CustomerID != "" {
 		where = append(where, "d.customer_id = "+a.add(f.CustomerID))
 	}
+	if f.Endpoint != "" {
+		where = append(where, "d.endpoint = "+a.add(f.Endpoint))
+	}
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN notifications n ON n.id = d.notification_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -307,4 +310,76 @@ func (s *Store) DisabledEndpoints(ctx context.Context) (map[string]string, error
 // receiver) storable in a text column: valid UTF-8, no NUL.
 func text(s string) string {
 	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// RetryDeliveries implements odometer.DeliveryStore.
+func (s *Store) RetryDeliveries(ctx context.Context, endpoint string, now time.Time) (int64, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $1 WHERE endpoint = $2 AND status = 'failed'`, ms(now), endpoint)
+	if err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM disabled_endpoints WHERE endpoint = $1`, endpoint); err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	return tag.RowsAffected(), storeError("retry deliveries", tx.Commit(ctx))
+}
+
+// EndpointStats implements odometer.DeliveryStore.
+func (s *Store) EndpointStats(ctx context.Context, since time.Time) (map[string]*odometer.EndpointStats, error) {
+	out := map[string]*odometer.EndpointStats{}
+	get := func(e string) *odometer.EndpointStats {
+		if out[e] == nil {
+			out[e] = odometer.NewEndpointStats()
+		}
+		return out[e]
+	}
+	later := func(cur, t *time.Time) *time.Time {
+		if t != nil && (cur == nil || t.After(*cur)) {
+			u := t.UTC()
+			return &u
+		}
+		return cur
+	}
+	rows, err := s.pool.Query(ctx, `SELECT endpoint, status, count(*), count(*) FILTER (WHERE last_attempt_at >= $1),
+		max(delivered_at), max(last_attempt_at) FROM deliveries GROUP BY endpoint, status`, ms(since))
+	if err != nil {
+		return nil, storeError("endpoint stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, status string
+		var n, recent int64
+		var delivered, attempted *time.Time
+		if err := rows.Scan(&e, &status, &n, &recent, &delivered, &attempted); err != nil {
+			return nil, storeError("endpoint stats", err)
+		}
+		st := get(e)
+		st.Counts[status], st.Recent[status] = n, recent
+		st.LastSuccessAt = later(st.LastSuccessAt, delivered)
+		st.LastAttemptAt = later(st.LastAttemptAt, attempted)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeError("endpoint stats", err)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT endpoint, reason, disabled_at FROM disabled_endpoints`)
+	if err != nil {
+		return nil, storeError("endpoint stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, reason string
+		var at time.Time
+		if err := rows.Scan(&e, &reason, &at); err != nil {
+			return nil, storeError("endpoint stats", err)
+		}
+		at = at.UTC()
+		st := get(e)
+		st.DisabledReason, st.DisabledAt = reason, &at
+	}
+	return out, storeError("endpoint stats", rows.Err())
 }

@@ -198,6 +198,9 @@ func (s *Store) FindDeliveries(ctx context.Context, f odometer.DeliveryFilter) (
 	if f.CustomerID != "" {
 		where, args = append(where, "d.customer_id = ?"), append(args, f.CustomerID)
 	}
+	if f.Endpoint != "" {
+		where, args = append(where, "d.endpoint = ?"), append(args, f.Endpoint)
+	}
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN notifications n ON n.id = d.notification_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -294,4 +297,79 @@ func (s *Store) DisabledEndpoints(ctx context.Context) (map[string]string, error
 		out[e] = r
 	}
 	return out, storeError("disabled endpoints", rows.Err())
+}
+
+// RetryDeliveries implements odometer.DeliveryStore.
+func (s *Store) RetryDeliveries(ctx context.Context, endpoint string, now time.Time) (int64, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ? WHERE endpoint = ? AND status = 'failed'`, ms(now), endpoint)
+	if err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM disabled_endpoints WHERE endpoint = ?`, endpoint); err != nil {
+		return 0, storeError("retry deliveries", err)
+	}
+	return n, storeError("retry deliveries", tx.Commit())
+}
+
+// EndpointStats implements odometer.DeliveryStore.
+func (s *Store) EndpointStats(ctx context.Context, since time.Time) (map[string]*odometer.EndpointStats, error) {
+	out := map[string]*odometer.EndpointStats{}
+	get := func(e string) *odometer.EndpointStats {
+		if out[e] == nil {
+			out[e] = odometer.NewEndpointStats()
+		}
+		return out[e]
+	}
+	later := func(cur *time.Time, v sql.NullInt64) *time.Time {
+		if t := fromNullMS(v); t != nil && (cur == nil || t.After(*cur)) {
+			return t
+		}
+		return cur
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT endpoint, status, count(*), sum(CASE WHEN last_attempt_at >= ? THEN 1 ELSE 0 END),
+		max(delivered_at), max(last_attempt_at) FROM deliveries GROUP BY endpoint, status`, ms(since))
+	if err != nil {
+		return nil, storeError("endpoint stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, status string
+		var n, recent int64
+		var delivered, attempted sql.NullInt64
+		if err := rows.Scan(&e, &status, &n, &recent, &delivered, &attempted); err != nil {
+			return nil, storeError("endpoint stats", err)
+		}
+		st := get(e)
+		st.Counts[status], st.Recent[status] = n, recent
+		st.LastSuccessAt = later(st.LastSuccessAt, delivered)
+		st.LastAttemptAt = later(st.LastAttemptAt, attempted)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeError("endpoint stats", err)
+	}
+	rows, err = s.read.QueryContext(ctx, `SELECT endpoint, reason, disabled_at FROM disabled_endpoints`)
+	if err != nil {
+		return nil, storeError("endpoint stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, reason string
+		var at int64
+		if err := rows.Scan(&e, &reason, &at); err != nil {
+			return nil, storeError("endpoint stats", err)
+		}
+		t := fromMS(at)
+		st := get(e)
+		st.DisabledReason, st.DisabledAt = reason, &t
+	}
+	return out, storeError("endpoint stats", rows.Err())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -267,6 +268,51 @@ func TestGauges_PruneAndDelete(t *testing.T) {
 		for id, want := range map[string]float64{"cust_g_daily_20261111": 120, "cust_g_daily_20261112": 120, "cust_g_daily_20261114": 120, "cust_g_daily_20261110": 70} {
 			if got := value(id); got != want {
 				t.Errorf("after the delete: %s = %v, want %v", id, got, want)
+			}
+		}
+	})
+}
+
+// TestGauges_CarryKeepsOtherMeters: a run whose events reach a period
+// that a gauge's carry also reaches keeps both in that period: the carry
+// goes into the run's own copy of the aggregation, never into a second
+// copy read from the store that, saved after, would drop the run's other
+// meters. The order in which the run meets its periods varies (a map), so
+// the run is repeated on fresh stores.
+func TestGauges_CarryIntoAPeriodOfTheSameFlush(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		ctx := context.Background()
+		cfg, err := odometer.ParseConfig("systemconfig.json", []byte(`{
+  "periods": ["hourly", "daily", "monthly"],
+  "events": { "storage.gb": { "op": "last" }, "api.calls": { "op": "sum" } },
+  "meters": { "storage.gbh": { "eventType": "storage.gb", "op": "integral" } }
+}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		day0 := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+		for rep := 0; rep < 8; rep++ {
+			store := open(t)
+			agg := &odometer.Aggregator{Store: store, Config: func() *odometer.Config { return cfg }, Now: (&clock{now: day0.Add(96 * time.Hour)}).Now}
+			events := []odometer.Event{gaugeEvent("g1", "storage.gb", 5, day0.Add(10*time.Hour), "")}
+			for d := 1; d <= 3; d++ {
+				events = append(events, gaugeEvent("c"+strconv.Itoa(d), "api.calls", float64(d), day0.Add(time.Duration(24*d+9)*time.Hour), ""))
+			}
+			ingest(t, store, events)
+			if _, err := agg.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			all := aggregationsByID(t, store)
+			for d := 1; d <= 3; d++ {
+				id := "cust_g_daily_" + day0.AddDate(0, 0, d).Format("20060102")
+				a := all[id]
+				if a == nil {
+					t.Fatalf("run %d: no aggregation %s", rep, id)
+				}
+				v := a.Values(cfg).Events
+				if v["api.calls"] != float64(d) || v["storage.gbh"] != 120 {
+					t.Fatalf("run %d: %s = %v, want api.calls %d and storage.gbh 120", rep, id, v, d)
+				}
 			}
 		}
 	})

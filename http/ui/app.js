@@ -19,7 +19,12 @@
   };
   const OPS = {
     sum: 'sum of values', count: 'count of events', avg: 'average', min: 'minimum', max: 'maximum', first: 'first value', last: 'last value',
+    unique: 'distinct values', p50: 'median (p50)', p90: '90th percentile', p95: '95th percentile', p99: '99th percentile',
+    integral: 'value held × time', twa: 'time-weighted average',
   };
+  // Ops whose values add up across windows, groups and customers.
+  const ADDITIVE = ['sum', 'count', 'integral'];
+  const PERIOD_OF = { hour: 'hourly', day: 'daily', week: 'weekly', month: 'monthly', year: 'yearly' };
 
   const S = {
     key: sessionStorage.getItem(KEY) || '',
@@ -60,9 +65,14 @@
   const $ = (sel, root) => (root || document).querySelector(sel);
   const view = () => $('#view');
 
+  // mount replaces the page. The control that had the focus (a range or
+  // window picker that changed the route) has it again in the new page.
   function mount(...kids) {
     S.charts = [];
+    const focused = document.activeElement && document.activeElement.id;
     view().replaceChildren(...kids.flat(Infinity).filter((k) => k != null && k !== false));
+    const again = focused && document.getElementById(focused);
+    if (again && view().contains(again)) again.focus();
   }
 
   function message(text, isError) {
@@ -103,6 +113,32 @@
   }
 
   const eventTypes = () => Object.keys(S.config.events || {}).sort();
+
+  // meterList returns every meter: each event type (a meter of its own
+  // name, over value), then the meters section in the file's order.
+  function meterList() {
+    const out = eventTypes().map((t) => Object.assign({ name: t, eventType: t }, S.config.events[t]));
+    for (const [name, m] of Object.entries(S.config.meters || {})) out.push(Object.assign({ name }, m));
+    for (const m of out) {
+      m.gauge = m.op === 'integral' || m.op === 'twa';
+      m.groupBy = m.groupBy || [];
+      m.additive = ADDITIVE.includes(m.op);
+    }
+    return out;
+  }
+
+  // opText says what a meter's numbers are: "sum of values", "value held
+  // × hours".
+  function opText(m) {
+    if (m.op === 'integral') return 'value held × ' + (m.unit || 'hour') + 's';
+    return OPS[m.op] || m.op;
+  }
+
+  function groupName(g) {
+    const vals = Object.entries(g || {});
+    if (!vals.length) return '(all)';
+    return vals.map(([k, v]) => (vals.length > 1 ? k + '=' : '') + (v === '' ? '(none)' : v)).join(', ');
+  }
 
   // syncClock reads the server's clock, so that "now" and the current
   // period are the server's, not this browser's.
@@ -304,6 +340,8 @@
     let lo = 0;
     let hi = 0;
     for (const p of points) { lo = Math.min(lo, p.value); hi = Math.max(hi, p.value); }
+    // Lines per group: the axis spans every group's values too.
+    if (spec.series) for (const sr of spec.series) for (const p of sr.points) { lo = Math.min(lo, p.value); hi = Math.max(hi, p.value); }
     const yt = niceTicks(lo, hi, H < 200 ? 3 : 4);
     const y0 = yt[0];
     const y1 = yt[yt.length - 1];
@@ -348,25 +386,52 @@
     const attrs = (p) => ({ class: 'pt', 'data-key': p.key, 'data-start': new Date(p.start).toISOString(),
       'data-value': p.value, 'data-count': p.count });
     const title = (p) => h('svg:title', {}, spec.label(p));
-    if (spec.bars) {
+    if (spec.kind === 'bars' || spec.kind === 'stacked') {
       for (const p of points) {
         const x0 = x(p.start);
         const w = Math.max(1, x(p.end) - x0 - (x(p.end) - x0 > 4 ? 1 : 0));
         const top = y(Math.max(p.value, 0));
-        g.append(h('svg:rect', Object.assign(attrs(p), { x: x0, y: top, width: w, height: Math.max(p.value === 0 ? 0 : 1, Math.abs(y(p.value) - y(0))) }), title(p)));
+        const height = Math.max(p.value === 0 ? 0 : 1, Math.abs(y(p.value) - y(0)));
+        if (spec.kind === 'stacked' && p.stack) {
+          // Each group's share, stacked from the axis up in the legend's
+          // order; the window's total is the hover target above them.
+          let base = 0;
+          for (const sg of p.stack) {
+            if (!(sg.value > 0)) continue;
+            g.append(h('svg:rect', { class: 'seg c' + sg.color, x: x0, y: y(base + sg.value), width: w,
+              height: Math.max(0.5, y(base) - y(base + sg.value)), 'data-key': p.key, 'data-group': sg.name, 'data-value': sg.value }));
+            base += sg.value;
+          }
+          g.append(h('svg:rect', Object.assign(attrs(p), { class: 'pt hit', x: x0, y: top, width: w, height }), title(p)));
+        } else {
+          g.append(h('svg:rect', Object.assign(attrs(p), { x: x0, y: top, width: w, height }), title(p)));
+        }
       }
     } else {
       // A line through the windows' middles, broken where a window has no
-      // events.
-      let d = '';
-      let prevEnd = null;
-      const r = points.length > 120 ? 1.6 : 3;
-      for (const p of points) {
-        const cx = (x(p.start) + x(p.end)) / 2;
-        d += (prevEnd === p.start ? 'L' : 'M') + cx.toFixed(1) + ' ' + y(p.value).toFixed(1);
-        prevEnd = p.end;
-        g.append(h('svg:circle', Object.assign(attrs(p), { cx, cy: y(p.value), r }), title(p)));
+      // events; or, for a gauge, the value held over each window (a step
+      // line), broken where no value was held.
+      const step = spec.kind === 'step';
+      const path = (pts) => {
+        let d = '';
+        let prevEnd = null;
+        for (const p of pts) {
+          const join = prevEnd === p.start ? 'L' : 'M';
+          if (step) d += join + x(p.start).toFixed(1) + ' ' + y(p.value).toFixed(1) + 'L' + x(p.end).toFixed(1) + ' ' + y(p.value).toFixed(1);
+          else d += join + ((x(p.start) + x(p.end)) / 2).toFixed(1) + ' ' + y(p.value).toFixed(1);
+          prevEnd = p.end;
+        }
+        return d;
+      };
+      for (const sr of spec.series || []) {
+        const d = path(sr.points);
+        if (d) svg.append(h('svg:path', { class: 'line thin c' + sr.color, d, 'data-group': sr.name }));
       }
+      const r = points.length > 120 ? 1.6 : step ? 2.2 : 3;
+      for (const p of points) {
+        g.append(h('svg:circle', Object.assign(attrs(p), { cx: (x(p.start) + x(p.end)) / 2, cy: y(p.value), r }), title(p)));
+      }
+      const d = path(points);
       if (d) svg.append(h('svg:path', { class: 'line', d }));
     }
     svg.append(g);
@@ -549,7 +614,7 @@
   }
 
   function notFound(text) {
-    mount(h('div', { class: 'card notfound', id: 'not-found' }, h('h2', {}, 'Not found'), h('p', {}, text),
+    mount(h('div', { class: 'card notfound', id: 'not-found' }, h('h1', {}, 'Not found'), h('p', {}, text),
       h('p', {}, h('a', { href: home() }, 'Back'))));
   }
 
@@ -558,28 +623,185 @@
     if (performance.mark) performance.mark('odometer:' + id);
   }
 
+  // ---- Shared pieces ----------------------------------------------------------
+
+  // scrollBox wraps a wide table in a box that scrolls on its own and that
+  // a keyboard can reach and scroll.
+  const scrollBox = (label, table) => h('div', { class: 'table-card scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
+
+  // controlsFor returns the range and window pickers; each change goes
+  // through setArg (the route), and the picker keeps the focus.
+  function rangeControls(prefix, range, win, setArg) {
+    const rangeSel = h('select', { id: prefix + 'range', onchange: (e) => setArg('range', e.target.value) },
+      Object.entries(RANGES).map(([k, v]) => h('option', { value: k, selected: k === range }, v[0])));
+    const winSel = h('select', { id: prefix + 'window', onchange: (e) => setArg('window', e.target.value) },
+      WINDOWS.map((w) => h('option', { value: w, selected: w === win }, 'per ' + w)));
+    return [h('label', {}, 'Range', rangeSel), h('label', {}, 'Window', winSel)];
+  }
+
+  function rangeStartOf(range, win) {
+    const [, n, unit] = RANGES[range];
+    return startOf(win, add(unit, startOf(unit, now()), 1 - n));
+  }
+
+  // dataTable is a chart's numbers as a table, behind a disclosure: what
+  // the chart shows, reachable by keyboard and by a screen reader.
+  function dataTable(m, win, points, groups) {
+    const head = [h('th', {}, 'Window'), h('th', { class: 'num' }, opText(m)), h('th', { class: 'num' }, 'Events')]
+      .concat((groups || []).map((g) => h('th', { class: 'num' }, g.name)));
+    const rows = points.length ? points.map((p) => h('tr', { 'data-key': p.key, 'data-value': p.value },
+      h('td', {}, windowLabel(win, p.start, p.end)), h('td', { class: 'num' }, fmtNum(p.value)), h('td', { class: 'num' }, fmtNum(p.count)),
+      (groups || []).map((g) => {
+        const v = (p.byGroup || {})[g.name];
+        return h('td', { class: 'num' }, v == null ? '—' : fmtNum(v));
+      }))) : [h('tr', {}, h('td', { colspan: 3 + (groups || []).length, class: 'meta' }, 'No values in this range.'))];
+    return h('details', { class: 'datatable' }, h('summary', {}, 'Numbers as a table'),
+      scrollBox('Numbers of ' + m.name, h('table', { class: 'data' }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, rows))));
+  }
+
+  // stackOf picks the groups a chart shows one by one: the largest over
+  // the range, six at most; the rest are one "other".
+  function stackOf(points) {
+    const totals = new Map();
+    for (const p of points) {
+      for (const gv of p.groups || []) {
+        const n = groupName(gv.group);
+        totals.set(n, (totals.get(n) || 0) + Math.abs(gv.value));
+      }
+    }
+    const names = [...totals.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map((e) => e[0]);
+    const shown = names.slice(0, 6).map((name, i) => ({ name, color: i }));
+    if (names.length > 6) shown.push({ name: 'other', color: 6, other: true });
+    for (const p of points) {
+      p.byGroup = {};
+      for (const gv of p.groups || []) {
+        const n = groupName(gv.group);
+        const key = shown.some((s) => s.name === n && !s.other) ? n : 'other';
+        p.byGroup[key] = (p.byGroup[key] || 0) + gv.value;
+      }
+      p.stack = shown.map((s) => ({ name: s.name, color: s.color, value: p.byGroup[s.name] || 0 }));
+    }
+    return shown;
+  }
+
+  function legend(groups) {
+    return h('ul', { class: 'legend' }, groups.map((g) => h('li', {}, h('span', { class: 'swatch c' + g.color, 'aria-hidden': 'true' }), g.name)));
+  }
+
+  // drawMeter draws one meter's points into its figure: bars for sums and
+  // counts (stacked by group for a grouped one), a step line for a gauge,
+  // a line for the other ops (with a thin line per group).
+  function drawMeter(c, win, points, from, to) {
+    const m = c.meter;
+    let groups = [];
+    const spec = { el: c.plot, readout: c.readout, points, from, to, window: win, unit: (m.op === 'count' ? 'events' : m.op) + ' of ' + m.name,
+      label: (p) => windowLabel(win, p.start, p.end) + ': ' + fmtNum(p.value) + ' (' + opText(m) + ' of ' + fmtNum(p.count) + ' events)' +
+        (p.byGroup ? '; ' + Object.entries(p.byGroup).map(([n, v]) => n + ' ' + fmtNum(v)).join(', ') : '') };
+    const grouped = m.groupBy.length && points.some((p) => p.groups && p.groups.length);
+    if (m.gauge) spec.kind = 'step';
+    else if (m.op === 'sum' || m.op === 'count') spec.kind = grouped ? 'stacked' : 'bars';
+    else spec.kind = 'line';
+    // Groups as the answer has them: none in the totals across customers.
+    if (grouped) {
+      groups = stackOf(points);
+      if (spec.kind !== 'stacked') {
+        spec.series = groups.filter((g) => !g.other).map((g) => ({ name: g.name, color: g.color,
+          points: points.filter((p) => p.byGroup[g.name] != null).map((p) => ({ start: p.start, end: p.end, value: p.byGroup[g.name] })) }));
+        groups = groups.filter((g) => !g.other);
+      }
+    }
+    S.charts = S.charts.filter((s) => s.el !== c.plot);
+    chart(spec);
+    c.legend.replaceChildren(...(groups.length ? [legend(groups)] : []));
+    c.table.replaceChildren(dataTable(m, win, points, groups));
+  }
+
+  // allAggregations reads every page of GET /aggregations for params.
+  async function allAggregations(params) {
+    let out = [];
+    let cursor = '';
+    for (let i = 0; i < 50; i++) {
+      const r = await api('aggregations?' + q(Object.assign({}, params, { limit: 1000, cursor })));
+      out = out.concat(r.body);
+      cursor = r.next;
+      if (!cursor) break;
+    }
+    return out.sort((a, b) => Date.parse(a.periodStart) - Date.parse(b.periodStart));
+  }
+
+  // gaugePoints are a gauge's windows from its aggregations.
+  function gaugePoints(aggs, name) {
+    return aggs.filter((a) => name in a.events).map((a) => ({ key: a.periodKey, start: Date.parse(a.periodStart),
+      end: Date.parse(a.periodEnd) + 1, value: a.events[name], count: a.eventCounts[name] || 0, groups: (a.groups || {})[name] }));
+  }
+
+  // gaugeOver is a gauge's value over [from, to) from windows that tile
+  // it: an integral adds up; a time-weighted average is the mean over the
+  // span, a window without an aggregation holding nothing.
+  function gaugeOver(m, points, from, to) {
+    const inside = points.filter((p) => p.start >= from && p.start < to);
+    if (!inside.length) return null;
+    const count = inside.reduce((a, p) => a + p.count, 0);
+    if (m.op === 'integral') return { value: inside.reduce((a, p) => a + p.value, 0), count };
+    const span = Math.max(1, to - from);
+    return { value: inside.reduce((a, p) => a + p.value * (Math.min(p.end, to) - p.start), 0) / span, count };
+  }
+
   // ---- Overview -----------------------------------------------------------------
 
-  function overviewPage(gen) {
+  function overviewPage(gen, seg, args) {
     if (S.who && S.who.customer) return notFound('The overview covers every customer; this key sees one customer only.');
+    const meters = meterList();
+    const meterName = meters.some((m) => m.name === args.get('meter')) ? args.get('meter') : (meters[0] || {}).name;
+    const meter = meters.find((m) => m.name === meterName);
+    const range = RANGES[args.get('range')] ? args.get('range') : '30d';
+    const win = WINDOWS.includes(args.get('window')) ? args.get('window') : 'day';
+    const setArg = (k, v) => {
+      const a = new URLSearchParams(args);
+      a.set(k, v);
+      location.hash = '#/overview?' + a.toString();
+    };
     const tiles = h('div', { class: 'tiles' });
     const epm = h('div', { class: 'plot', id: 'epm' });
-    const readout = h('p', { class: 'readout' });
+    const readout = h('p', { class: 'readout', 'aria-live': 'polite' });
     const top = h('div', { class: 'grid', id: 'top' });
     const topTitle = h('h2', {}, 'Top customers this month');
-    const lookup = customerLookup();
+    const meterSel = h('select', { id: 'ov-meter', onchange: (e) => setArg('meter', e.target.value) },
+      meters.map((m) => h('option', { value: m.name, selected: m.name === meterName }, m.name)));
+    const totals = meter && {
+      meter, plot: h('div', { class: 'plot' }), readout: h('p', { class: 'readout', 'aria-live': 'polite' }), legend: h('div', {}), table: h('div', {}),
+    };
+    const totalsNote = h('p', { class: 'meta', id: 'totals-note' });
+    const topRange = h('tbody', {});
+    const topRangeHead = h('caption', {}, 'Top customers');
     mount(
       h('h1', {}, 'Overview'), h('p', { class: 'meta', id: 'updated' }, 'Loading…'),
       tiles,
+      meter ? [
+        h('h2', {}, 'Usage across customers'),
+        h('div', { class: 'controls' }, h('label', {}, 'Meter', meterSel), rangeControls('ov-', range, win, setArg),
+          h('span', { class: 'meta' }, 'Times in ' + zone)),
+        h('div', { class: 'split' },
+          totals.fig = h('figure', { class: 'chart card', id: 'totals', 'data-meter': meter.name },
+            h('figcaption', {}, h('b', {}, meter.name), h('span', {}, opText(meter) + ' over every customer, per ' + win),
+              meter.description ? h('span', { class: 'desc' }, meter.description) : null),
+            totals.plot, totals.readout, totals.legend, totals.table, totalsNote),
+          h('div', { class: 'card' }, h('table', { id: 'top-range', class: 'compact' }, topRangeHead,
+            h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Customer'), h('th', { class: 'num' }, 'Value'))), topRange))),
+      ] : null,
       h('h2', {}, 'Events stored per minute'),
       h('figure', { class: 'chart card' },
         h('figcaption', {}, h('b', {}, 'Events per minute'), h('span', {}, 'last 60 minutes, counted by the server that answers')),
         epm, readout),
       topTitle, h('p', { class: 'meta' }, 'Ranked by the value of each event type\u2019s op in the current monthly period, as of the last aggregation run.'),
       top,
-      h('h2', {}, 'Open a customer'), lookup);
+      h('h2', {}, 'Open a customer'), customerLookup());
     return poll(gen, async () => {
+      // The range is the server's: read its clock first. The totals read
+      // many aggregations: the rest of the page does not wait for them.
       const [r] = await Promise.all([api('stats'), syncClock()]);
+      const from = meter ? rangeStartOf(range, win) : 0;
+      const totals = meter ? api('stats/usage?' + q({ meter: meter.name, window: win, from: new Date(from).toISOString() })).catch((e) => e) : null;
       if (gen !== S.gen) return;
       const st = r.body;
       setZone(st.timezone);
@@ -596,14 +818,42 @@
           (d.failed || 0) > 0),
         tile('tile-customers', 'Customers this month', fmtNum(st.customers), monthName));
       S.charts = S.charts.filter((c) => c.el !== epm);
-      chart({ el: epm, readout, points: minutes, from: minutes[0].start, to: minutes[minutes.length - 1].end, window: 'minute', bars: true,
+      chart({ el: epm, readout, points: minutes, from: minutes[0].start, to: minutes[minutes.length - 1].end, window: 'minute', kind: 'bars',
         unit: 'events per minute', label: (p) => fmtTime(p.start, 'time') + ': ' + fmtNum(p.value) + ' events' });
       topTitle.textContent = 'Top customers in ' + monthName;
       const cards = eventTypes().map((t) => topCard(t, st.topCustomers[t] || []));
       if (st.note) cards.unshift(h('p', { class: 'meta' }, 'No ranking: ' + st.note + '.'));
       top.replaceChildren(...cards);
       ready('overview');
+      if (meter) {
+        const tot = await totals;
+        if (gen !== S.gen) return;
+        showTotals(tot);
+      }
+      ready('overview-totals');
     });
+
+    function showTotals(tot) {
+      if (tot instanceof Error) {
+        totalsNote.textContent = 'No totals: ' + tot.message;
+        S.charts = S.charts.filter((s) => s.el !== totals.plot);
+        totals.plot.replaceChildren();
+        topRange.replaceChildren();
+        return;
+      }
+      const u = tot.body;
+      const points = u.usage.map((p) => ({ key: p.key, start: Date.parse(p.start), end: Date.parse(p.end) + 1, value: p.value, count: p.count, groups: p.groups }));
+      totals.fig.dataset.from = u.from;
+      totals.fig.dataset.to = u.to;
+      totals.fig.dataset.window = u.window;
+      drawMeter(totals, win, points, Date.parse(u.from), Date.parse(u.to));
+      totalsNote.textContent = fmtNum(u.customers) + ' customers with usage in the range. From the aggregations, as of the last aggregation run (' +
+        fmtTime(Date.parse(u.computedAt), 'clock') + '); the current ' + win + ' is in progress.';
+      topRangeHead.textContent = 'Top customers, ' + RANGES[range][0].toLowerCase();
+      topRange.replaceChildren(...(u.topCustomers.length ? u.topCustomers.map((c, i) => h('tr', { 'data-customer': c.customerId, 'data-value': c.value },
+        h('td', { class: 'meta' }, i + 1), h('td', {}, h('a', { href: '#/customer/' + encodeURIComponent(c.customerId) }, c.customerId)),
+        h('td', { class: 'num', title: fmtNum(c.count) + ' events' }, fmtNum(c.value)))) : [h('tr', {}, h('td', { colspan: 3, class: 'meta' }, 'No usage in this range.'))]));
+    }
   }
 
   function tile(id, label, value, sub, bad) {
@@ -619,7 +869,7 @@
       bar.style.width = Math.max(1, (Math.abs(r.value) / maxv) * 100).toFixed(1) + '%';
       return h('li', { 'data-customer': r.customerId, 'data-value': r.value },
         h('span', { class: 'rank' }, i + 1), h('a', { href: '#/customer/' + encodeURIComponent(r.customerId), title: r.customerId }, r.customerId),
-        h('span', { class: 'num' }, fmtNum(r.value)), h('span', { class: 'bar' }, bar));
+        h('span', { class: 'num' }, fmtNum(r.value)), h('span', { class: 'bar', 'aria-hidden': 'true' }, bar));
     }));
     return h('div', { class: 'card', 'data-event-type': type },
       h('h3', {}, type, ' ', h('span', { class: 'pill' }, op)),
@@ -627,7 +877,7 @@
   }
 
   function customerLookup() {
-    const input = h('input', { id: 'customer-id', placeholder: 'Customer id, e.g. cust_123', required: true, autocomplete: 'off' });
+    const input = h('input', { id: 'customer-id', placeholder: 'Customer id, e.g. cust_123', required: true, autocomplete: 'off', 'aria-label': 'Customer id' });
     const form = h('form', { class: 'inline' }, input, h('button', { type: 'submit', class: 'primary' }, 'Open'));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -646,45 +896,42 @@
     }
     const range = RANGES[args.get('range')] ? args.get('range') : '30d';
     const win = WINDOWS.includes(args.get('window')) ? args.get('window') : 'day';
-    const types = eventTypes();
+    const meters = meterList();
+    const periods = S.config.periods || [];
     const setArg = (k, v) => {
       const a = new URLSearchParams(args);
       a.set(k, v);
       location.hash = '#/customer/' + encodeURIComponent(id) + '?' + a.toString();
     };
-    const rangeSel = h('select', { id: 'range', onchange: (e) => setArg('range', e.target.value) },
-      Object.entries(RANGES).map(([k, v]) => h('option', { value: k, selected: k === range }, v[0])));
-    const winSel = h('select', { id: 'window', onchange: (e) => setArg('window', e.target.value) },
-      WINDOWS.map((w) => h('option', { value: w, selected: w === win }, 'per ' + w)));
     const curHead = h('th', { class: 'num' }, 'This month');
-    const prevHead = h('th', { class: 'num' }, 'Last month');
+    const sameHead = h('th', { class: 'num' }, 'Last month, same point');
+    const prevHead = h('th', { class: 'num wide' }, 'Last month');
+    const compareNote = h('p', { class: 'meta', id: 'compare-note' });
     const currentBody = h('tbody', {});
-    const charts = types.map((t) => {
-      const plot = h('div', { class: 'plot' });
-      const readout = h('p', { class: 'readout' });
-      const op = S.config.events[t].op;
-      const fig = h('figure', { class: 'chart card', id: 'chart-' + t, 'data-event-type': t },
-        h('figcaption', {}, h('b', {}, t), h('span', {}, (OPS[op] || op) + ' per ' + win)), plot, readout);
-      return { type: t, op, fig, plot, readout };
+    const charts = meters.map((m) => {
+      const c = { meter: m, plot: h('div', { class: 'plot' }), readout: h('p', { class: 'readout', 'aria-live': 'polite' }), legend: h('div', {}),
+        table: h('div', {}), groups: h('div', {}) };
+      c.fig = h('figure', { class: 'chart card', id: 'chart-' + m.name, 'data-meter': m.name, 'data-event-type': m.name === m.eventType && S.config.events[m.name] ? m.name : null },
+        h('figcaption', {}, h('b', {}, m.name), h('span', {}, opText(m) + ' per ' + win + (m.gauge ? ', held values' : '')),
+          m.groupBy.length ? h('span', {}, 'by ' + m.groupBy.join(', ')) : null,
+          m.description ? h('span', { class: 'desc' }, m.description) : null),
+        c.plot, c.readout, c.legend, c.groups, c.table);
+      return c;
     });
     const aggs = aggregationsSection(gen, id);
     mount(
       h('h1', { 'data-customer': id }, 'Customer ', h('code', {}, id)),
       h('p', { class: 'meta', id: 'updated' }, 'Loading…'),
-      h('h2', {}, 'This month so far, beside last month'),
-      h('div', { class: 'table-card scroll' }, h('table', { id: 'current' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Event type'), curHead, prevHead, h('th', { class: 'num wide' }, 'Change'))),
+      h('h2', {}, 'This month so far, against last month at the same point'),
+      compareNote,
+      scrollBox('This month against last month', h('table', { id: 'current' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Meter'), curHead, sameHead, h('th', { class: 'num' }, 'Change'), prevHead)),
         currentBody)),
       h('h2', {}, 'Usage over time'),
-      h('div', { class: 'controls' }, h('label', {}, 'Range', rangeSel), h('label', {}, 'Window', winSel),
-        h('span', { class: 'meta' }, 'Times in ' + zone)),
+      h('div', { class: 'controls' }, rangeControls('', range, win, setArg), h('span', { class: 'meta' }, 'Times in ' + zone)),
       h('div', { class: 'charts' }, charts.map((c) => c.fig)),
       aggs.section);
 
-    const rangeStart = () => {
-      const [, n, unit] = RANGES[range];
-      return startOf(win, add(unit, startOf(unit, now()), 1 - n));
-    };
     return poll(gen, async () => {
       try {
         await show();
@@ -703,37 +950,125 @@
       const t = now();
       const cur = startOf('month', t);
       const prev = add('month', cur, -1);
-      const from = rangeStart();
-      const [table, series] = await Promise.all([
-        Promise.all(types.map((et) => api('usage?' + q({ customerId: id, eventType: et, window: 'month', from: new Date(prev).toISOString() })))),
-        Promise.all(types.map((et) => api('usage?' + q({ customerId: id, eventType: et, window: win, from: new Date(from).toISOString() })))),
+      // The same point of last month: the same day and time of day, or
+      // the month's end if it is shorter.
+      const p = parts(t);
+      const same = Math.min(zoned(p.y, p.mo - 1, p.d, p.h) + (t - startOf('hour', t)), cur);
+      const from = rangeStartOf(range, win);
+      const iso = (ms) => new Date(ms).toISOString();
+      const plain = meters.filter((m) => !m.gauge);
+      const gauges = meters.filter((m) => m.gauge);
+      const gaugePeriod = PERIOD_OF[win];
+      const fine = ['hourly', 'daily'].find((x) => periods.includes(x));
+      const groupBy = (m) => (m.groupBy.length ? m.groupBy.join(',') : null);
+      const [months, sames, series, gaugeSeries, gaugeFine] = await Promise.all([
+        Promise.all(plain.map((m) => api('usage?' + q({ customerId: id, meter: m.name, window: 'month', from: iso(prev), groupBy: groupBy(m) })))),
+        Promise.all(plain.map((m) => api('usage?' + q({ customerId: id, meter: m.name, window: 'month', from: iso(prev), to: iso(same) })))),
+        Promise.all(plain.map((m) => api('usage?' + q({ customerId: id, meter: m.name, window: win, from: iso(from), groupBy: groupBy(m) })))),
+        gauges.length && periods.includes(gaugePeriod) ? allAggregations({ customerId: id, period: gaugePeriod, from: iso(from) }) : null,
+        gauges.length && fine ? allAggregations({ customerId: id, period: fine, from: iso(prev) }) : null,
         aggs.refresh(),
       ]);
       if (gen !== S.gen) return;
-      curHead.textContent = fmtTime(cur, 'shortMonthYear') + ' so far';
-      prevHead.textContent = fmtTime(prev, 'shortMonthYear');
-      currentBody.replaceChildren(...types.map((et, i) => {
-        const pts = table[i].body.usage;
-        const c = pts.find((p) => p.key === monthKey(cur));
-        const p = pts.find((p) => p.key === monthKey(prev));
-        return h('tr', { 'data-event-type': et },
-          h('td', {}, et, ' ', h('span', { class: 'pill' }, table[i].body.op)),
-          valueCell('cur', c), valueCell('prev', p), changeCell(c, p));
-      }));
-      for (let i = 0; i < charts.length; i++) {
-        const c = charts[i];
-        const u = series[i].body;
-        const points = u.usage.map((p) => ({ key: p.key, start: Date.parse(p.start), end: Date.parse(p.end) + 1, value: p.value, count: p.count }));
+      const dayRange = (a, b) => {
+        const last = parts(b - 1);
+        return parts(a).d === last.d ? fmtTime(a, 'day') : fmtTime(a, 'day') + '–' + last.d;
+      };
+      curHead.replaceChildren(dayRange(cur, t), ' ', h('span', { class: 'progress' }, '(in progress)'));
+      sameHead.textContent = dayRange(prev, same);
+      prevHead.textContent = fmtTime(prev, 'shortMonthYear') + ', whole month';
+      compareNote.textContent = 'The open month, to ' + fmtTime(t, 'clock') + ', against last month to the same day and time (' +
+        fmtTime(same, 'full') + '), at 15-minute resolution' + (gauges.length ? '; gauges at the resolution of their ' + (fine || 'hourly') + ' aggregations.' : '.');
+      const rows = [];
+      plain.forEach((m, i) => {
+        const pts = months[i].body.usage;
+        const c = pts.find((x) => x.key === monthKey(cur));
+        const pv = pts.find((x) => x.key === monthKey(prev));
+        const sp = sames[i].body.usage.find((x) => x.key === monthKey(prev));
+        rows.push(meterRow(m, c, sp, pv));
+      });
+      const finePts = {};
+      for (const m of gauges) {
+        finePts[m.name] = gaugeFine ? gaugePoints(gaugeFine, m.name) : [];
+        const fp = finePts[m.name];
+        rows.push(meterRow(m, gaugeOver(m, fp, cur, t), gaugeOver(m, fp, prev, same), gaugeOver(m, fp, prev, cur)));
+      }
+      // In the order of the charts: the event types, then the meters.
+      const order = meters.map((m) => m.name);
+      rows.sort((a, b) => order.indexOf(a.dataset.meter) - order.indexOf(b.dataset.meter));
+      currentBody.replaceChildren(...rows);
+
+      for (const c of charts) {
+        const m = c.meter;
+        let points;
+        let u;
+        if (m.gauge) {
+          if (!gaugeSeries) {
+            c.plot.replaceChildren(h('p', { class: 'meta' }, 'A gauge is drawn from its aggregations: the ' + gaugePeriod + ' period is not configured.'));
+            continue;
+          }
+          points = gaugePoints(gaugeSeries, m.name);
+          const to = add(win, startOf(win, t), 1);
+          u = { from: iso(from), to: iso(to), window: win };
+        } else {
+          u = series[plain.indexOf(m)].body;
+          points = u.usage.map((x) => ({ key: x.key, start: Date.parse(x.start), end: Date.parse(x.end) + 1, value: x.value, count: x.count, groups: x.groups }));
+        }
         c.fig.dataset.from = u.from;
         c.fig.dataset.to = u.to;
         c.fig.dataset.window = u.window;
-        S.charts = S.charts.filter((s) => s.el !== c.plot);
-        chart({ el: c.plot, readout: c.readout, points, from: Date.parse(u.from), to: Date.parse(u.to), window: win,
-          bars: c.op === 'sum' || c.op === 'count', unit: (c.op === 'count' ? 'events' : c.op) + ' of ' + c.type,
-          label: (p) => windowLabel(win, p.start, p.end) + ': ' + fmtNum(p.value) + ' (' + (OPS[c.op] || c.op) + ' of ' + fmtNum(p.count) + ' events)' });
+        drawMeter(c, win, points, Date.parse(u.from), Date.parse(u.to));
+        if (m.groupBy.length) {
+          const month = m.gauge ? gaugeMonthGroups(gaugeSeries, m, cur) : (months[plain.indexOf(m)].body.usage.find((x) => x.key === monthKey(cur)) || {}).groups;
+          const last = m.gauge ? null : (months[plain.indexOf(m)].body.usage.find((x) => x.key === monthKey(prev)) || {}).groups;
+          c.groups.replaceChildren(groupsTable(m, month || [], last, fmtTime(cur, 'shortMonthYear'), fmtTime(prev, 'shortMonthYear')));
+        }
       }
       ready('customer');
     }
+  }
+
+  // gaugeMonthGroups sums a grouped integral's groups over the windows of
+  // the current month in view; a time-weighted average's groups are not
+  // added up.
+  function gaugeMonthGroups(aggs, m, cur) {
+    if (!aggs || m.op !== 'integral') return null;
+    const by = new Map();
+    for (const a of aggs) {
+      if (Date.parse(a.periodStart) < cur) continue;
+      for (const gv of (a.groups || {})[m.name] || []) {
+        const k = JSON.stringify(gv.group);
+        const e = by.get(k) || { group: gv.group, value: 0, count: 0 };
+        e.value += gv.value;
+        e.count += gv.count;
+        by.set(k, e);
+      }
+    }
+    return [...by.values()];
+  }
+
+  function groupsTable(m, cur, prev, curName, prevName) {
+    const prevBy = new Map((prev || []).map((g) => [JSON.stringify(g.group), g]));
+    const total = cur.reduce((a, g) => a + g.value, 0);
+    const rows = cur.slice().sort((a, b) => b.value - a.value).map((g) => {
+      const p = prevBy.get(JSON.stringify(g.group));
+      return h('tr', { 'data-group': groupName(g.group), 'data-value': g.value, 'data-count': g.count },
+        h('td', {}, groupName(g.group)), h('td', { class: 'num' }, fmtNum(g.value)), h('td', { class: 'num' }, fmtNum(g.count)),
+        m.additive ? h('td', { class: 'num wide' }, total ? (100 * g.value / total).toFixed(1) + '%' : '') : null,
+        prev ? h('td', { class: 'num wide' }, p ? fmtNum(p.value) : '—') : null);
+    });
+    return scrollBox('Groups of ' + m.name, h('table', { class: 'groups compact', 'data-meter': m.name },
+      h('caption', {}, 'Groups in ' + curName + ' so far'),
+      h('thead', {}, h('tr', {}, h('th', {}, m.groupBy.join(', ')), h('th', { class: 'num' }, 'Value'), h('th', { class: 'num' }, 'Events'),
+        m.additive ? h('th', { class: 'num wide' }, 'Share') : null, prev ? h('th', { class: 'num wide' }, prevName) : null)),
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 5, class: 'meta' }, 'No usage this month yet.')))));
+  }
+
+  function meterRow(m, c, same, prev) {
+    return h('tr', { 'data-meter': m.name, 'data-event-type': S.config.events[m.name] ? m.name : null },
+      h('td', {}, h('span', { class: 'mname' }, m.name), ' ', h('span', { class: 'pill' }, m.op),
+        h('br', {}), h('span', { class: 'meta' }, m.description ? m.description + ' · ' + opText(m) : opText(m))),
+      valueCell('cur', c), valueCell('same', same), changeCell(c, same), valueCell('prev wide', prev));
   }
 
   function valueCell(which, p) {
@@ -741,10 +1076,12 @@
     return h('td', { class: 'num ' + which, 'data-value': p.value, 'data-count': p.count, title: fmtNum(p.count) + ' events' }, fmtNum(p.value));
   }
 
+  // changeCell is the change from the same point of last month: a number,
+  // never coloured as good or bad (more usage is neither).
   function changeCell(c, p) {
-    if (!c || !p || p.value === 0) return h('td', { class: 'num wide' }, '');
+    if (!c || !p || p.value === 0) return h('td', { class: 'num change' }, c && p ? 'new' : '');
     const r = (c.value - p.value) / Math.abs(p.value);
-    return h('td', { class: 'num wide ' + (r >= 0 ? 'up' : 'down') }, (r >= 0 ? '+' : '') + (r * 100).toFixed(0) + '%');
+    return h('td', { class: 'num change', 'data-change': r }, (r > 0 ? '+' : r < 0 ? '−' : '±') + Math.abs(r * 100).toFixed(Math.abs(r) < 0.1 ? 1 : 0) + '%');
   }
 
   // aggregationsSection lists a customer's aggregations, newest period
@@ -755,14 +1092,14 @@
     let period = '';
     let cursor = '';
     let paged = false;
-    const types = eventTypes();
+    const names = meterList().map((m) => m.name);
     const body = h('tbody', {});
     const more = h('button', { type: 'button', hidden: true, id: 'aggs-more' }, 'Load more');
     const sel = h('select', { id: 'agg-period' }, h('option', { value: '' }, 'every period'), periods.map((p) => h('option', { value: p }, p)));
     const load = async (append) => {
       const r = await api('aggregations?' + q({ customerId: id, period, limit: 25, cursor: append ? cursor : '' }));
       if (gen !== S.gen) return;
-      const rows = r.body.map((a) => aggRow(a, types));
+      const rows = r.body.map((a) => aggRow(a, names));
       if (append) body.append(...rows); else body.replaceChildren(...rows);
       if (!append && rows.length === 0) body.append(h('tr', {}, h('td', { colspan: 4, class: 'meta' }, 'No aggregations yet: they appear after the next aggregation run.')));
       cursor = r.next;
@@ -773,7 +1110,7 @@
     const section = h('section', {},
       h('h2', {}, 'Aggregations'),
       h('div', { class: 'controls' }, h('label', {}, 'Period', sel)),
-      h('div', { class: 'table-card scroll' }, h('table', { id: 'aggregations' },
+      scrollBox('Aggregations', h('table', { id: 'aggregations' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Period'), h('th', {}, 'Values (events)'), h('th', { class: 'num' }, 'Revision'),
           h('th', {}, 'State'))), body)),
       h('div', { class: 'actions' }, more));
@@ -789,7 +1126,7 @@
       h('td', {}, h('ul', { class: 'vals' }, names.map((t) => h('li', { 'data-event-type': t, 'data-value': a.events[t] },
         h('span', { class: 'meta' }, t + ' '), fmtNum(a.events[t]), h('span', { class: 'meta' }, ' (' + fmtNum(a.eventCounts[t] || 0) + ')'))))),
       h('td', { class: 'num' }, a.revision),
-      h('td', {}, a.complete ? h('span', { class: 'pill ok' }, 'complete') : h('span', { class: 'pill' }, 'open'), ' ', webhookCell(a)));
+      h('td', {}, a.complete ? h('span', { class: 'pill ok' }, 'complete') : h('span', { class: 'pill' }, 'open, in progress'), ' ', webhookCell(a)));
   }
 
   function webhookCell(a) {
@@ -803,52 +1140,111 @@
     return h('span', { class: 'pill warn' }, w.attempts ? 'webhook retrying (' + w.attempts + ' attempts)' : 'webhook pending');
   }
 
-  // ---- Deliveries -------------------------------------------------------------
+  // ---- Webhooks and deliveries ----------------------------------------------------
+
+  function endpointState(e) {
+    if (e.state === 'off') return [h('span', { class: 'pill' }, 'off'), h('div', { class: 'meta' }, 'enabled is false in the configuration')];
+    if (e.state === 'disabled') {
+      return [h('span', { class: 'pill bad' }, 'disabled'),
+        h('div', { class: 'err' }, (e.disabledReason || '') + (e.disabledAt ? ', since ' + fmtTime(Date.parse(e.disabledAt), 'full') : '') +
+          '. Its deliveries wait until one of them is retried.')];
+    }
+    return h('span', { class: 'pill ok' }, 'active');
+  }
 
   function deliveriesPage(gen) {
-    if (!S.who || S.who.scope !== 'admin') return notFound('Deliveries need an admin key.');
-    const sections = {};
-    const make = (status, title, note) => {
-      const body = h('tbody', {});
-      const more = h('button', { type: 'button', hidden: true }, 'Load more');
-      const count = h('span', { class: 'pill' });
-      sections[status] = { body, more, count, cursor: '', paged: false };
-      more.addEventListener('click', () => { sections[status].paged = true; loadList(status, true).catch(failed); });
-      return h('section', { id: 'deliveries-' + status },
-        h('h2', {}, title, ' ', count), h('p', { class: 'meta' }, note),
-        h('div', { class: 'table-card scroll' }, h('table', {},
-          h('thead', {}, h('tr', {}, ['', 'Delivery', 'Customer', 'Endpoint', 'Attempts', 'Last error', status === 'failed' ? 'Last attempt' : 'Next attempt']
-            .map((c) => h('th', {}, c)))), body)),
-        h('div', { class: 'actions' }, more));
+    if (!S.who || S.who.scope !== 'admin') return notFound('Webhook deliveries need an admin key.');
+    const f = { endpoint: '', status: 'failed' };
+    let cursor = '';
+    let paged = false;
+    let endpoints = [];
+    const epBody = h('tbody', {});
+    const body = h('tbody', {});
+    const more = h('button', { type: 'button', hidden: true, id: 'deliveries-more' }, 'Load more');
+    const epSel = h('select', { id: 'dl-endpoint' }, h('option', { value: '' }, 'every endpoint'),
+      (S.config.webhooks || []).map((w) => h('option', { value: w.url }, w.url)));
+    const stSel = h('select', { id: 'dl-status' }, ['failed', 'pending', 'delivered', ''].map((v) => h('option', { value: v, selected: v === f.status }, v || 'any state')));
+    const count = h('span', { class: 'meta', id: 'deliveries-count' });
+    const onFilter = () => {
+      f.endpoint = epSel.value;
+      f.status = stSel.value;
+      paged = false;
+      loadList(false).then(() => ready('deliveries'), failed);
     };
-    const loadList = async (status, append) => {
-      const s = sections[status];
-      const r = await api('deliveries?' + q({ status, limit: 50, cursor: append ? s.cursor : '' }));
+    epSel.addEventListener('change', onFilter);
+    stSel.addEventListener('change', onFilter);
+    more.addEventListener('click', () => { paged = true; loadList(true).catch(failed); });
+    mount(h('h1', {}, 'Webhooks'), h('p', { class: 'meta', id: 'updated' }, 'Loading…'),
+      h('h2', {}, 'Endpoints'),
+      h('p', { class: 'meta' }, 'Whether the server sends to each endpoint now, and how its deliveries fare. A 410 Gone disables an endpoint until a delivery to it is retried; "Retry failed" makes every failed delivery of the endpoint due now and enables it again.'),
+      scrollBox('Webhook endpoints', h('table', { id: 'endpoints' }, h('thead', {}, h('tr', {},
+        ['Endpoint', 'State', 'Last success', 'Last try', 'Failing, last 24 h', 'Pending', 'Failed', 'Delivered'].map((c, i) => h('th', { class: i >= 5 ? 'num' : null }, c)),
+        h('th', {}, h('span', { class: 'vh' }, 'Actions')))), epBody)),
+      h('h2', {}, 'Deliveries'),
+      h('div', { class: 'controls' }, h('label', {}, 'Endpoint', epSel), h('label', {}, 'State', stSel), count),
+      scrollBox('Deliveries', h('table', { id: 'deliveries' },
+        h('thead', {}, h('tr', {}, h('th', {}, h('span', { class: 'vh' }, 'Actions')), ['Delivery', 'Customer', 'Endpoint', 'Attempts', 'Last response', 'When'].map((c) => h('th', {}, c)))), body)),
+      h('div', { class: 'actions' }, more));
+
+    const loadEndpoints = async () => {
+      const r = await api('webhooks');
       if (gen !== S.gen) return;
-      const rows = r.body.map(deliveryRow);
-      if (append) s.body.append(...rows); else s.body.replaceChildren(...rows);
-      if (!append && !rows.length) s.body.append(h('tr', {}, h('td', { colspan: 7, class: 'meta' }, 'None.')));
-      s.cursor = r.next;
-      s.more.hidden = !r.next;
+      endpoints = r.body;
+      epBody.replaceChildren(...(endpoints.length ? endpoints.map(endpointRow) : [h('tr', {}, h('td', { colspan: 9, class: 'meta' }, 'No webhook endpoints are configured.'))]));
     };
-    const counts = async () => {
+    const endpointRow = (e) => {
+      const n = e.deliveries.failed || 0;
+      // aria-disabled rather than disabled: a button that just retried
+      // everything keeps the focus.
+      const b = h('button', { type: 'button', class: 'retry-all', 'data-url': e.url, 'aria-disabled': n === 0 ? 'true' : null }, 'Retry failed (' + fmtNum(n) + ')');
+      b.addEventListener('click', () => { if (b.getAttribute('aria-disabled') !== 'true') retryAll(e.url, b); });
+      const tried = (e.last24h.delivered || 0) + (e.last24h.failed || 0) + (e.last24h.retrying || 0);
+      return h('tr', { 'data-url': e.url, 'data-state': e.state },
+        h('td', { class: 'mono endpoint' }, e.url),
+        h('td', {}, endpointState(e)),
+        h('td', { class: 'when' }, e.lastSuccessAt ? fmtTime(Date.parse(e.lastSuccessAt), 'full') : 'never'),
+        h('td', { class: 'when' }, e.lastAttemptAt ? fmtTime(Date.parse(e.lastAttemptAt), 'full') : 'never'),
+        h('td', { class: 'num', 'data-rate': e.failureRate == null ? '' : e.failureRate },
+          e.failureRate == null ? 'no tries' : (100 * e.failureRate).toFixed(1) + '% of ' + fmtNum(tried)),
+        h('td', { class: 'num' }, fmtNum(e.deliveries.pending || 0)), h('td', { class: 'num' }, fmtNum(n)),
+        h('td', { class: 'num' }, fmtNum(e.deliveries.delivered || 0)), h('td', {}, b));
+    };
+    const loadList = async (append) => {
+      const r = await api('deliveries?' + q({ status: f.status, endpoint: f.endpoint, limit: 50, cursor: append ? cursor : '' }));
+      if (gen !== S.gen) return;
+      const rows = r.body.map((d) => deliveryRow(d, endpoints));
+      if (append) body.append(...rows); else body.replaceChildren(...rows);
+      if (!append && !rows.length) body.append(h('tr', {}, h('td', { colspan: 7, class: 'meta' }, 'None.')));
+      cursor = r.next;
+      more.hidden = !r.next;
+      const ep = endpoints.filter((e) => !f.endpoint || e.url === f.endpoint);
+      count.textContent = f.status ? fmtNum(ep.reduce((a, e) => a + (e.deliveries[f.status] || 0), 0)) + ' ' + f.status : '';
+    };
+    const all = async () => {
+      await Promise.all([syncClock(), loadEndpoints()]);
+      if (!paged) await loadList(false);
+    };
+    const retryAll = async (url, button) => {
+      button.setAttribute('aria-disabled', 'true');
       try {
-        const st = (await api('stats')).body;
-        if (gen !== S.gen) return;
-        sections.failed.count.textContent = fmtNum(st.deliveries.failed);
-        sections.pending.count.textContent = fmtNum(st.deliveries.pending);
-      } catch (e) { /* the lists still show */ }
+        const r = await api('webhooks/retry?' + q({ endpoint: url }), 'POST');
+        message(fmtNum(r.body.retried) + ' failed deliveries to ' + url + ' will be tried again now.');
+        paged = false;
+        await all();
+        ready('deliveries');
+        const again = epBody.querySelector('button.retry-all[data-url="' + CSS.escape(url) + '"]');
+        if (again) again.focus();
+      } catch (e) {
+        button.removeAttribute('aria-disabled');
+        failed(e);
+      }
     };
-    mount(h('h1', {}, 'Webhook deliveries'), h('p', { class: 'meta', id: 'updated' }, 'Loading…'),
-      make('failed', 'Failed', 'Given up after every retry, or refused with 410 Gone. Retry sends one more try now.'),
-      make('pending', 'Pending', 'Waiting for their first try or for a retry; the last error is the previous try\u2019s.'));
-    const all = () => Promise.all([syncClock(), counts(), ...Object.keys(sections).map((s) => (sections[s].paged ? null : loadList(s, false)))]);
     S.retry = async (id, button) => {
       button.disabled = true;
       try {
         await api('deliveries/' + encodeURIComponent(id) + '/retry', 'POST');
         message('Delivery ' + id + ' will be tried again now.');
-        for (const s of Object.values(sections)) s.paged = false;
+        paged = false;
         await all();
         ready('deliveries');
       } catch (e) {
@@ -859,28 +1255,76 @@
     return poll(gen, async () => { await all(); ready('deliveries'); });
   }
 
-  function deliveryRow(d) {
-    const when = d.status === 'failed' ? d.lastAttemptAt : d.nextAttemptAt;
-    const button = h('button', { type: 'button', class: 'retry', 'data-id': d.id }, 'Retry');
-    button.addEventListener('click', () => S.retry(d.id, button));
-    return h('tr', { 'data-id': d.id, 'data-status': d.status },
-      h('td', {}, button),
+  function deliveryRow(d, endpoints) {
+    const ep = endpoints.find((e) => e.url === d.endpoint);
+    const parked = d.status === 'pending' && ep && ep.state !== 'active';
+    let when = '';
+    if (d.status === 'delivered') when = d.deliveredAt ? 'delivered ' + fmtTime(Date.parse(d.deliveredAt), 'full') : 'delivered';
+    else if (d.status === 'failed') when = d.lastAttemptAt ? 'gave up ' + fmtTime(Date.parse(d.lastAttemptAt), 'full') : 'gave up';
+    else if (parked) when = 'waiting: the endpoint is ' + (ep.state === 'off' ? 'off in the configuration' : 'disabled (' + (ep.disabledReason || '') + ')');
+    else if (d.nextAttemptAt) when = (Date.parse(d.nextAttemptAt) <= now() ? 'due since ' : 'next try ') + fmtTime(Date.parse(d.nextAttemptAt), 'full');
+    const retry = d.status === 'delivered' ? null : h('button', { type: 'button', class: 'retry', 'data-id': d.id }, 'Retry');
+    if (retry) retry.addEventListener('click', () => S.retry(d.id, retry));
+    const more = h('button', { type: 'button', class: 'details', 'aria-expanded': 'false', 'data-id': d.id }, 'Details');
+    const row = h('tr', { 'data-id': d.id, 'data-status': d.status, 'data-endpoint': d.endpoint },
+      h('td', {}, h('div', { class: 'btns' }, retry, more)),
       h('td', {}, h('span', { class: 'mono' }, d.aggregationId), h('br', {}),
         h('span', { class: 'meta' }, d.type + (d.revision > 1 ? ', revision ' + d.revision : '') + ' · ', h('span', { class: 'mono' }, d.id))),
       h('td', {}, h('a', { href: '#/customer/' + encodeURIComponent(d.customerId) }, d.customerId)),
-      h('td', { class: 'mono endpoint', title: d.endpoint }, d.endpoint),
+      h('td', { class: 'mono endpoint' }, d.endpoint),
       h('td', { class: 'num' }, d.attempts),
-      h('td', { class: 'err' }, d.lastError ? (d.lastStatus ? 'HTTP ' + d.lastStatus + ': ' : '') + d.lastError : ''),
-      h('td', { class: 'when' }, when ? fmtTime(Date.parse(when), 'full') : ''));
+      h('td', { class: 'err' }, d.lastError ? (d.lastStatus ? 'HTTP ' + d.lastStatus + ': ' : '') + d.lastError : (d.attempts ? '' : 'not tried yet')),
+      h('td', { class: 'when' }, when));
+    let detail = null;
+    more.addEventListener('click', async () => {
+      if (detail) {
+        detail.remove();
+        detail = null;
+        more.setAttribute('aria-expanded', 'false');
+        return;
+      }
+      try {
+        const full = (await api('deliveries/' + encodeURIComponent(d.id))).body;
+        detail = deliveryDetail(full);
+        row.after(detail);
+        more.setAttribute('aria-expanded', 'true');
+      } catch (e) { failed(e); }
+    });
+    return row;
+  }
+
+  function deliveryDetail(d) {
+    const t = (v) => (v ? fmtTime(Date.parse(v), 'full') : '—');
+    return h('tr', { class: 'detail', 'data-detail': d.id }, h('td', { colspan: 7 }, h('div', { class: 'detailgrid' },
+      h('div', {}, h('h3', {}, 'Last response'), h('dl', { class: 'kv' },
+        h('dt', {}, 'HTTP status'), h('dd', { class: 'last-status' }, d.lastStatus ? String(d.lastStatus) : 'none (no answer, or not tried)'),
+        h('dt', {}, 'Error'), h('dd', { class: 'last-error' }, d.lastError || '—'),
+        h('dt', {}, 'Tries'), h('dd', {}, String(d.attempts)),
+        h('dt', {}, 'Last try'), h('dd', {}, t(d.lastAttemptAt)),
+        h('dt', {}, 'Next try'), h('dd', {}, d.status === 'pending' ? t(d.nextAttemptAt) : '—'),
+        h('dt', {}, 'Created'), h('dd', {}, t(d.createdAt)))),
+      h('div', {}, h('h3', {}, 'Payload'), h('pre', { class: 'payload', tabindex: 0, 'aria-label': 'Payload of ' + d.id }, JSON.stringify(d.payload, null, 2))))));
   }
 
   // ---- Configuration --------------------------------------------------------
 
-  function configPage() {
+  function configPage(gen) {
     const c = S.config;
-    const types = eventTypes();
+    const meters = meterList();
     const hooks = c.webhooks || [];
     const dur = (v) => (v === '0' || !v ? 'none' : v);
+    const pinnedKey = S.who && S.who.customer;
+    const hookBody = h('tbody', {});
+    const showHooks = (health) => {
+      hookBody.replaceChildren(...(hooks.length ? hooks.map((w) => {
+        const e = (health || []).find((x) => x.url === w.url);
+        return h('tr', { 'data-url': w.url, 'data-state': e ? e.state : (w.enabled ? 'enabled' : 'off') }, h('td', { class: 'mono endpoint' }, w.url),
+          h('td', {}, e ? endpointState(e) : (w.enabled ? h('span', { class: 'pill' }, 'enabled in the file') : h('span', { class: 'pill' }, 'off'))),
+          h('td', { class: 'mono' }, w.secret || ''));
+      }) : [h('tr', {}, h('td', { colspan: 3, class: 'meta' }, 'None configured.'))]));
+    };
+    showHooks(null);
+    const filterText = (f) => Object.entries(f || {}).map(([k, v]) => k + ' ∈ ' + v.map((x) => JSON.stringify(x)).join(', ')).join('; ');
     mount(
       h('h1', {}, 'Configuration'),
       h('p', { class: 'meta' }, 'The configuration in force (GET /config). Webhook secrets are never shown.'),
@@ -891,20 +1335,31 @@
         h('dt', {}, 'Raw events kept'), h('dd', {}, c.retention && c.retention.events !== '0' ? c.retention.events : 'for ever'))),
       h('h2', {}, 'Periods'),
       h('p', { id: 'periods' }, (c.periods || []).map((p) => [h('span', { class: 'pill' }, p), ' '])),
+      h('h2', {}, 'Meters'),
+      h('p', { class: 'meta' }, 'Each event type is a meter of its own name over the event\u2019s value; the meters section adds meters over its metadata.'),
+      scrollBox('Meters', h('table', { id: 'meters' },
+        h('thead', {}, h('tr', {}, ['Meter', 'Event type', 'Op', 'Value', 'Grouped by', 'Filter', 'Description'].map((x) => h('th', {}, x)))),
+        h('tbody', {}, meters.map((m) => h('tr', { 'data-meter': m.name }, h('td', { class: 'mono' }, m.name), h('td', { class: 'mono' }, m.eventType),
+          h('td', {}, h('span', { class: 'pill' }, m.op), ' ', h('span', { class: 'meta' }, opText(m))),
+          h('td', { class: 'mono' }, m.value || 'value'), h('td', { class: 'mono' }, m.groupBy.join(', ')),
+          h('td', { class: 'mono' }, filterText(m.filter)), h('td', {}, m.description || '')))))),
       h('h2', {}, 'Event types'),
-      h('div', { class: 'table-card scroll' }, h('table', { id: 'event-types' },
+      scrollBox('Event types', h('table', { id: 'event-types' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Event type'), h('th', {}, 'Op'), h('th', {}, 'Description'))),
-        h('tbody', {}, types.map((t) => h('tr', { 'data-event-type': t }, h('td', { class: 'mono' }, t),
+        h('tbody', {}, eventTypes().map((t) => h('tr', { 'data-event-type': t }, h('td', { class: 'mono' }, t),
           h('td', {}, h('span', { class: 'pill' }, c.events[t].op), ' ', h('span', { class: 'meta' }, OPS[c.events[t].op] || '')),
           h('td', {}, c.events[t].description || '')))))),
-      S.who && S.who.customer ? null : [
+      pinnedKey ? null : [
         h('h2', {}, 'Webhook endpoints'),
-        h('div', { class: 'table-card scroll' }, h('table', { id: 'webhooks' },
-          h('thead', {}, h('tr', {}, h('th', {}, 'URL'), h('th', {}, 'State'), h('th', {}, 'Secret'))),
-          h('tbody', {}, hooks.length ? hooks.map((w) => h('tr', {}, h('td', { class: 'mono' }, w.url),
-            h('td', {}, w.enabled ? h('span', { class: 'pill ok' }, 'enabled') : h('span', { class: 'pill' }, 'disabled')),
-            h('td', { class: 'mono' }, w.secret || ''))) : h('tr', {}, h('td', { colspan: 3, class: 'meta' }, 'None configured.')))))]);
-    ready('config');
+        h('p', { class: 'meta' }, 'The state is the server\u2019s: an endpoint enabled in the file is disabled after it answers 410 Gone.'),
+        scrollBox('Webhook endpoints', h('table', { id: 'webhooks' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'URL'), h('th', {}, 'State'), h('th', {}, 'Secret'))), hookBody))]);
+    if (pinnedKey || !hooks.length) return ready('config');
+    api('webhooks').then((r) => {
+      if (gen !== S.gen) return;
+      showHooks(r.body);
+      ready('config');
+    }, (e) => { if (gen === S.gen) { failed(e); ready('config'); } });
   }
 
   // ---- Start ------------------------------------------------------------------

@@ -273,7 +273,7 @@ func TestGauges_PruneAndDelete(t *testing.T) {
 	})
 }
 
-// TestGauges_CarryKeepsOtherMeters: a run whose events reach a period
+// TestGauges_CarryIntoAPeriodOfTheSameFlush: a run whose events reach a period
 // that a gauge's carry also reaches keeps both in that period: the carry
 // goes into the run's own copy of the aggregation, never into a second
 // copy read from the store that, saved after, would drop the run's other

@@ -68,6 +68,15 @@ func TestPortal_Browser(t *testing.T) {
 	if !strings.Contains(text, "Tokens by model") || !strings.Contains(text, "Download CSV") {
 		t.Errorf("the portal page lacks descriptions or the download:\n%s", text)
 	}
+	// From the page, the token reaches nothing but its customer's view.
+	for path, want := range map[string]int{"/portal/usage": 200, "/portal/usage?customerId=cust_secret_b": 404,
+		"/aggregations": 403, "/events": 403, "/config": 403, "/deliveries": 403, "/customers/cust_a": 403} {
+		js := `(() => { const x = new XMLHttpRequest(); x.open("GET", ` + strconv.Quote(path) + `, false);
+			x.setRequestHeader("x-apikey", decodeURIComponent(location.hash.slice(1))); x.send(); return x.status; })()`
+		if got := mustEval[int](t, tab, js); got != want {
+			t.Errorf("from the portal page, GET %s answers %d, want %d", path, got, want)
+		}
+	}
 
 	// A tampered link, and the same link once expired.
 	tab = newTab(t, browser, 1280, 900)

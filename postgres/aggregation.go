@@ -513,17 +513,27 @@ func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType stri
 	if err := rows.Err(); err != nil {
 		return nil, nil, storeError("find usage", err)
 	}
-	erows, err := tx.Query(ctx, `SELECT seq, value, metadata, ts FROM events WHERE seq > $1 AND customer_id = $2 AND event_type = $3`,
-		run.Watermark, customerID, eventType)
-	if err != nil {
-		return nil, nil, storeError("find usage", err)
+	events, err := pendingEvents(ctx, tx, run, customerID, eventType)
+	return buckets, events, storeError("find usage", err)
+}
+
+// pendingEvents returns a customer's events of one type (of every type
+// when eventType is "") that the run state has not folded into buckets.
+func pendingEvents(ctx context.Context, tx pgx.Tx, run odometer.RunState, customerID, eventType string) ([]odometer.Event, error) {
+	q, args := `SELECT seq, event_type, value, metadata, ts FROM events WHERE seq > $1 AND customer_id = $2`, []any{run.Watermark, customerID}
+	if eventType != "" {
+		q, args = q+` AND event_type = $3`, append(args, eventType)
 	}
-	defer erows.Close()
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var events []odometer.Event
-	for erows.Next() {
-		e := odometer.Event{CustomerID: customerID, EventType: eventType}
-		if err := erows.Scan(&e.Seq, &e.Value, &e.Metadata, &e.Time); err != nil {
-			return nil, nil, storeError("find usage", err)
+	for rows.Next() {
+		e := odometer.Event{CustomerID: customerID}
+		if err := rows.Scan(&e.Seq, &e.EventType, &e.Value, &e.Metadata, &e.Time); err != nil {
+			return nil, err
 		}
 		if run.Folded(customerID, e.Seq) {
 			continue // in the buckets already, by a run stopped midway
@@ -531,5 +541,5 @@ func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType stri
 		e.Time = e.Time.UTC()
 		events = append(events, e)
 	}
-	return buckets, events, storeError("find usage", erows.Err())
+	return events, rows.Err()
 }

@@ -268,23 +268,6 @@ func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHo
 	if err := rows.Err(); err != nil {
 		return nil, nil, storeError("find customer usage", err)
 	}
-	erows, err := tx.Query(ctx, `SELECT seq, event_type, value, metadata, ts FROM events WHERE seq > $1 AND customer_id = $2`,
-		run.Watermark, customerID)
-	if err != nil {
-		return nil, nil, storeError("find customer usage", err)
-	}
-	defer erows.Close()
-	var events []odometer.Event
-	for erows.Next() {
-		e := odometer.Event{CustomerID: customerID}
-		if err := erows.Scan(&e.Seq, &e.EventType, &e.Value, &e.Metadata, &e.Time); err != nil {
-			return nil, nil, storeError("find customer usage", err)
-		}
-		if run.Folded(customerID, e.Seq) {
-			continue // in the buckets already, by a run stopped midway
-		}
-		e.Time = e.Time.UTC()
-		events = append(events, e)
-	}
-	return buckets, events, storeError("find customer usage", erows.Err())
+	events, err := pendingEvents(ctx, tx, run, customerID, "")
+	return buckets, events, storeError("find customer usage", err)
 }

@@ -414,19 +414,27 @@ func decodeCursor(s string) (aggCursor, bool) {
 
 // FindUsage implements odometer.AggregationStore.
 func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
+	return s.findUsage(ctx, "find usage", customerID, meter, eventType, fromHour, toHour)
+}
+
+// findUsage reads, in one snapshot, a customer's buckets of one meter (of
+// every meter when meter is "") for UTC hours fromHour..toHour, and its
+// events of one type (of every type when eventType is "") not yet folded
+// into them.
+func (s *Store) findUsage(ctx context.Context, op, customerID, meter, eventType string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, nil, storeError("find usage", err)
+		return nil, nil, storeError(op, err)
 	}
 	defer tx.Rollback()
 	run, err := scanRunState(tx.QueryRowContext(ctx, runStateQuery))
 	if err != nil {
-		return nil, nil, storeError("find usage", err)
+		return nil, nil, storeError(op, err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT hour, data FROM buckets WHERE customer_id = ? AND hour BETWEEN ? AND ? ORDER BY hour`,
 		customerID, fromHour, toHour)
 	if err != nil {
-		return nil, nil, storeError("find usage", err)
+		return nil, nil, storeError(op, err)
 	}
 	defer rows.Close()
 	var buckets []odometer.Bucket
@@ -434,37 +442,42 @@ func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType stri
 		var hour int64
 		var b []byte
 		if err := rows.Scan(&hour, &b); err != nil {
-			return nil, nil, storeError("find usage", err)
+			return nil, nil, storeError(op, err)
 		}
 		secs, err := decodeSections(b)
 		if err != nil {
-			return nil, nil, storeError("find usage", err)
+			return nil, nil, storeError(op, err)
 		}
-		sec, ok := secs[meter]
-		if !ok {
-			continue
+		for name, sec := range secs {
+			if meter != "" && name != meter {
+				continue
+			}
+			bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: name, Hour: hour}, Slots: map[int64]odometer.State{}}
+			if err := odometer.DecodeSlots(hour, sec, bk.Slots); err != nil {
+				return nil, nil, storeError(op, err)
+			}
+			buckets = append(buckets, bk)
 		}
-		bk := odometer.Bucket{BucketKey: odometer.BucketKey{CustomerID: customerID, EventType: meter, Hour: hour}, Slots: map[int64]odometer.State{}}
-		if err := odometer.DecodeSlots(hour, sec, bk.Slots); err != nil {
-			return nil, nil, storeError("find usage", err)
-		}
-		buckets = append(buckets, bk)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, storeError("find usage", err)
+		return nil, nil, storeError(op, err)
 	}
 	rows.Close()
-	erows, err := tx.QueryContext(ctx, `SELECT seq, value, metadata, ts FROM events WHERE seq > ? AND customer_id = ? AND event_type = ?`, run.Watermark, customerID, eventType)
+	q, args := `SELECT seq, event_type, value, metadata, ts FROM events WHERE seq > ? AND customer_id = ?`, []any{run.Watermark, customerID}
+	if eventType != "" {
+		q, args = q+` AND event_type = ?`, append(args, eventType)
+	}
+	erows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, nil, storeError("find usage", err)
+		return nil, nil, storeError(op, err)
 	}
 	defer erows.Close()
 	var events []odometer.Event
 	for erows.Next() {
-		e := odometer.Event{CustomerID: customerID, EventType: eventType}
+		e := odometer.Event{CustomerID: customerID}
 		var ts int64
-		if err := erows.Scan(&e.Seq, &e.Value, &e.Metadata, &ts); err != nil {
-			return nil, nil, storeError("find usage", err)
+		if err := erows.Scan(&e.Seq, &e.EventType, &e.Value, &e.Metadata, &ts); err != nil {
+			return nil, nil, storeError(op, err)
 		}
 		if run.Folded(customerID, e.Seq) {
 			continue // in the buckets already, by a run stopped midway
@@ -472,5 +485,5 @@ func (s *Store) FindUsage(ctx context.Context, customerID, meter, eventType stri
 		e.Time = fromMS(ts)
 		events = append(events, e)
 	}
-	return buckets, events, storeError("find usage", erows.Err())
+	return buckets, events, storeError(op, erows.Err())
 }

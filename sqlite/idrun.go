@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +42,7 @@ type idRun struct {
 	count    int64
 	path     string
 	f        *os.File
+	data     []byte // the file, mapped; nil: read with pread
 	parts    []runPart
 	first    []uint64 // first hash of each block
 	sums     []uint32 // CRC-32C of each block
@@ -238,8 +240,10 @@ func (rw *idRunWriter) finish() (*idRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &idRun{from: rw.from, to: rw.to, count: rw.count, path: rw.path, f: f,
-		parts: rw.parts, first: rw.first, sums: rw.sums}, nil
+	r := &idRun{from: rw.from, to: rw.to, count: rw.count, path: rw.path, f: f,
+		parts: rw.parts, first: rw.first, sums: rw.sums}
+	r.mapFile()
+	return r, nil
 }
 
 // abort removes the file of a run not finished.
@@ -291,6 +295,7 @@ func openIDRun(path string, from, to int64) (*idRun, error) {
 		return nil, err
 	}
 	r.path = path
+	r.mapFile()
 	return r, nil
 }
 
@@ -388,6 +393,7 @@ func (r *idRun) decodeMeta(b []byte) error {
 }
 
 func (r *idRun) close() {
+	r.unmapFile()
 	if r.f != nil {
 		r.f.Close()
 	}
@@ -421,11 +427,30 @@ func (r *idRun) blockLen(b int) int {
 	return blockEntries
 }
 
-// readBlock reads and checks block b into buf.
-func (r *idRun) readBlock(b int, buf []byte) ([]byte, error) {
-	buf = buf[:r.blockLen(b)*pairBytes]
-	if _, err := r.f.ReadAt(buf, int64(b)*blockBytes); err != nil {
-		return nil, err
+// readBlock reads and checks block b: from the mapped file (a file cut
+// under the mapping faults, and is reported damaged, never a crash), or
+// into buf.
+func (r *idRun) readBlock(b int, buf []byte) (blk []byte, err error) {
+	n := r.blockLen(b) * pairBytes
+	if r.data != nil {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if recover() != nil {
+				r.damaged.Store(true)
+				blk, err = nil, fmt.Errorf("%w: %s, block %d unreadable", errDamaged, filepath.Base(r.path), b)
+			}
+		}()
+		off := int64(b) * blockBytes
+		if off+int64(n) > int64(len(r.data)) {
+			return nil, fmt.Errorf("%w: %s, block %d", errDamaged, filepath.Base(r.path), b)
+		}
+		buf = buf[:n]
+		copy(buf, r.data[off:off+int64(n)])
+	} else {
+		buf = buf[:n]
+		if _, err := r.f.ReadAt(buf, int64(b)*blockBytes); err != nil {
+			return nil, err
+		}
 	}
 	if crc32.Checksum(buf, castagnoli) != r.sums[b] {
 		r.damaged.Store(true)

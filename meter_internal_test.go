@@ -1,6 +1,9 @@
 package odometer
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,6 +46,34 @@ func TestMeter_Samples(t *testing.T) {
 			if got := v.EventCounts[name]; got != want {
 				t.Errorf("metadata %s: eventCounts[%s] = %d, want %d", tt.md, name, got, want)
 			}
+		}
+	}
+}
+
+// TestJSONText_AsItIs: the values taken as they are give the same text as
+// those decoded and encoded again.
+func TestJSONText_AsItIs(t *testing.T) {
+	slow := func(v json.RawMessage) string {
+		if v[0] == '"' {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				var b bytes.Buffer
+				enc := json.NewEncoder(&b)
+				enc.SetEscapeHTML(false)
+				enc.Encode(s)
+				return strings.TrimSuffix(b.String(), "\n")
+			}
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, v) != nil {
+			return string(v)
+		}
+		return b.String()
+	}
+	for _, v := range []string{`"gpt-4o"`, `"a<b>&c"`, `"é"`, `"\u00e9"`, `"模型"`, `"😀"`, `"a\u2028b"`, "\"a\u2028b\"", "\"a\u2029\"",
+		`""`, `"a\"b"`, `"a\\b"`, `"\/"`, `12.5`, `1.0`, `-0`, `1e21`, `true`, `null`, `{"a":1}`, `{ "a" : 1 }`, `[1, 2]`, `"tab\tin"`} {
+		if got, want := jsonText(json.RawMessage(v)), slow(json.RawMessage(v)); got != want {
+			t.Errorf("jsonText(%s) = %s, want %s", v, got, want)
 		}
 	}
 }

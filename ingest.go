@@ -40,14 +40,18 @@ func SettleGroup(group []*IngestRequest, tx IngestTx) error {
 		first map[string]int // client id -> index of its first event
 	}
 	st := make([]settle, len(group))
-	var ask []string
-	asked := map[string]bool{}
+	n := 0
+	for _, r := range group {
+		n += len(r.Events)
+	}
+	ask := make([]string, 0, n)
+	asked := make(map[string]bool, n)
 	// Repeats within a request, and the ids to ask the store about.
 	for k, r := range group {
 		r.Err, r.Dup = nil, make([]bool, len(r.Events))
 		s := &st[k]
 		s.fps = make([]int64, len(r.Events))
-		s.first = make(map[string]int)
+		s.first = make(map[string]int, len(r.Events))
 		for i := range r.Events {
 			e := &r.Events[i]
 			s.fps[i] = e.Fingerprint()
@@ -88,7 +92,7 @@ func SettleGroup(group []*IngestRequest, tx IngestTx) error {
 		fp    int64
 		event *Event
 	}
-	added := map[string]ref{} // ids that the group stores, by their event
+	added := make(map[string]ref, n-len(stored)) // ids that the group stores, by their event
 	var insert []*Event
 	var fps []int64
 	for k, r := range group {

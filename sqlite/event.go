@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -183,7 +184,7 @@ type ingestTx struct {
 // (an id whose hash another id shares, or whose event was deleted) is
 // looked up again, for every candidate.
 func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error) {
-	out := make(map[string]odometer.StoredEvent)
+	out := make(map[string]odometer.StoredEvent, len(ids))
 	hs := make([]uint64, len(ids))
 	for i, id := range ids {
 		hs[i] = uint64(odometer.IDHash(id))
@@ -192,26 +193,23 @@ func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error)
 	if err != nil {
 		return nil, err
 	}
+	// The ids with candidates that none of them confirmed.
 	var again []string
-	for i, id := range ids {
-		if _, ok := out[id]; !ok && len(tried[i]) > 0 {
-			again = append(again, id)
+	var againHs []uint64
+	for k, c := range tried {
+		id := ids[c.i]
+		if _, ok := out[id]; !ok && (k == 0 || tried[k-1].i != c.i) {
+			again, againHs = append(again, id), append(againHs, hs[c.i])
 		}
 	}
 	if len(again) == 0 {
 		return out, nil
 	}
-	hs = hs[:0]
-	skip := map[int64]bool{}
-	for _, id := range again {
-		hs = append(hs, uint64(odometer.IDHash(id)))
+	skip := make(map[int64]bool, len(tried))
+	for _, c := range tried {
+		skip[c.seq] = true
 	}
-	for _, seqs := range tried {
-		for _, s := range seqs {
-			skip[s] = true
-		}
-	}
-	if _, err := t.confirmFound(again, hs, false, skip, out); err != nil {
+	if _, err := t.confirmFound(again, againHs, false, skip, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -219,34 +217,20 @@ func (t *ingestTx) Stored(ids []string) (map[string]odometer.StoredEvent, error)
 
 // confirmFound looks the hashes of ids up in the id index, reads the
 // events of the candidate seqs (but those of skip) and puts in out the ids
-// they confirm. It returns the candidates of each id.
-func (t *ingestTx) confirmFound(ids []string, hs []uint64, newest bool, skip map[int64]bool, out map[string]odometer.StoredEvent) (map[int][]int64, error) {
-	type cand struct {
-		seq int64
-		id  int // index in ids
-	}
-	var cands []cand
-	tried := map[int][]int64{}
-	err := t.c.s.ids.lookup(hs, newest, func(i int, seqs []int64) {
-		for _, s := range seqs {
-			if !skip[s] {
-				cands = append(cands, cand{s, i})
-				tried[i] = append(tried[i], s)
-			}
-		}
-	})
+// they confirm. It returns the candidates, sorted by the index of their id.
+func (t *ingestTx) confirmFound(ids []string, hs []uint64, newest bool, skip map[int64]bool, out map[string]odometer.StoredEvent) ([]hit, error) {
+	cands, err := t.c.s.ids.lookup(hs, newest, make([]hit, 0, len(hs)))
 	if err != nil {
 		return nil, storeError("find ids", err)
 	}
+	if skip != nil {
+		cands = slices.DeleteFunc(cands, func(c hit) bool { return skip[c.seq] })
+	}
 	if len(cands) == 0 {
-		return tried, nil
+		return nil, nil
 	}
-	slices.SortFunc(cands, func(a, b cand) int { return cmpInt(a.seq, b.seq) })
-	want := make(map[int64][]int, len(cands))
-	for _, c := range cands {
-		want[c.seq] = append(want[c.seq], c.id)
-	}
-	var seqs []any
+	slices.SortFunc(cands, func(a, b hit) int { return cmp.Or(cmpInt(a.seq, b.seq), a.i-b.i) })
+	seqs := make([]any, 0, len(cands))
 	for k, c := range cands {
 		if k == 0 || c.seq != cands[k-1].seq {
 			seqs = append(seqs, c.seq)
@@ -255,13 +239,14 @@ func (t *ingestTx) confirmFound(ids []string, hs []uint64, newest bool, skip map
 	// In statements of 100, 10 and 1 seqs.
 	for _, n := range []int{rowsPerInsert, 10, 1} {
 		for len(seqs) >= n {
-			if err := t.confirm(seqs[:n], ids, want, out); err != nil {
+			if err := t.confirm(seqs[:n], ids, cands, out); err != nil {
 				return nil, storeError("find ids", err)
 			}
 			seqs = seqs[n:]
 		}
 	}
-	return tried, nil
+	slices.SortFunc(cands, func(a, b hit) int { return a.i - b.i })
+	return cands, nil
 }
 
 // Insert implements odometer.IngestTx: the events take the next seqs.
@@ -283,22 +268,23 @@ func (t *ingestTx) Insert(events []*odometer.Event, fps []int64) error {
 }
 
 // confirm reads the events of seqs, and puts in out those whose id is
-// one of the ids wanted of their seq.
-func (t *ingestTx) confirm(seqs []any, ids []string, want map[int64][]int, out map[string]odometer.StoredEvent) error {
+// the id of one of the candidates (sorted by seq) of their seq.
+func (t *ingestTx) confirm(seqs []any, ids []string, cands []hit, out map[string]odometer.StoredEvent) error {
 	rows, err := t.tx.StmtContext(t.ctx, t.c.find[len(seqs)]).QueryContext(t.ctx, seqs...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	var id sql.RawBytes // compared, not kept: no copy of each id
 	for rows.Next() {
 		var seq, fp int64
-		var id string
 		if err := rows.Scan(&seq, &id, &fp); err != nil {
 			return err
 		}
-		for _, i := range want[seq] {
-			if ids[i] == id {
-				out[id] = odometer.StoredEvent{Seq: seq, Fingerprint: fp}
+		k, _ := slices.BinarySearchFunc(cands, seq, func(c hit, seq int64) int { return cmpInt(c.seq, seq) })
+		for ; k < len(cands) && cands[k].seq == seq; k++ {
+			if want := ids[cands[k].i]; want == string(id) {
+				out[want] = odometer.StoredEvent{Seq: seq, Fingerprint: fp}
 			}
 		}
 	}

@@ -291,32 +291,35 @@ func (ix *idIndex) committedUpTo(ids []pair, last int64) {
 	}
 }
 
-// lookup calls found with the seqs stored under each hash that has any.
-// It holds mu: no run is removed while it reads them. Each run's filters
-// are asked about every hash in one loop, whose memory accesses overlap.
+// hit is a candidate of a look-up: the seq of an event whose id has the
+// hash asked at index i.
+type hit struct {
+	seq int64
+	i   int
+}
+
+// lookup appends to hits the seqs stored under each hash of hs that has
+// any, in no particular order. It holds mu: no run is removed while it
+// reads them. Each run's filters are asked about every hash in one loop,
+// whose memory accesses overlap.
 //
 // With newest, the search of a hash stops at the newest place that holds
 // it (mem, then the runs from the newest): the seqs found are those of the
 // most recent ids with that hash, usually the one asked about, where a
 // retry's id is found at the cost of one run. A caller that finds none of
 // them to be its id asks again without newest, for every seq.
-func (ix *idIndex) lookup(hs []uint64, newest bool, found func(i int, seqs []int64)) error {
+func (ix *idIndex) lookup(hs []uint64, newest bool, hits []hit) ([]hit, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	var seqs map[int][]int64
-	add := func(i int, s ...int64) {
-		if seqs == nil {
-			seqs = make(map[int][]int64)
-		}
-		seqs[i] = append(seqs[i], s...)
-	}
 	// The global filter first: most new ids end there.
 	g := ix.global
 	cands := make([]int, 0, 32)
 	for i, h := range hs {
 		if s, ok := ix.mem[h]; ok {
-			add(i, s)
-			add(i, ix.extra[h]...)
+			hits = append(hits, hit{s, i})
+			for _, s := range ix.extra[h] {
+				hits = append(hits, hit{s, i})
+			}
 			if newest {
 				continue
 			}
@@ -341,10 +344,12 @@ func (ix *idIndex) lookup(hs []uint64, newest bool, found func(i int, seqs []int
 			if buf, err = r.find(hs[i], buf[:0], ix.buf); err != nil {
 				ix.suspect.Store(true)
 				ix.poke()
-				return err
+				return hits, err
+			}
+			for _, s := range buf {
+				hits = append(hits, hit{s, i})
 			}
 			if len(buf) > 0 {
-				add(i, buf...)
 				held = append(held, i)
 			}
 		}
@@ -355,12 +360,7 @@ func (ix *idIndex) lookup(hs []uint64, newest bool, found func(i int, seqs []int
 			})
 		}
 	}
-	for i := range hs {
-		if s, ok := seqs[i]; ok {
-			found(i, s)
-		}
-	}
-	return nil
+	return hits, nil
 }
 
 func (ix *idIndex) poke() {

@@ -311,8 +311,12 @@ func TestIDIndex_SharedHashes(t *testing.T) {
 			hs = append(hs, h)
 		}
 		got := map[uint64]int{}
-		if err := ix.lookup(hs, false, func(i int, seqs []int64) { got[hs[i]] = len(seqs) }); err != nil {
+		hits, err := ix.lookup(hs, false, nil)
+		if err != nil {
 			t.Fatal(err)
+		}
+		for _, c := range hits {
+			got[hs[c.i]]++
 		}
 		for h, w := range want {
 			if got[h] != w {
@@ -346,11 +350,11 @@ func TestIDIndex_SharedHashes(t *testing.T) {
 	}
 	check("in two runs")
 	// The newest place that holds a hash: the second run, for those in it.
-	var newest int
-	if err := ix.lookup([]uint64{100e15}, true, func(i int, seqs []int64) { newest = len(seqs) }); err != nil {
+	hits, err := ix.lookup([]uint64{100e15}, true, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if newest != 1 {
+	if newest := len(hits); newest != 1 {
 		t.Fatalf("newest: %d seqs, want 1", newest)
 	}
 	r, err := ix.mergeRuns(ix.runs)

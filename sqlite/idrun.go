@@ -35,7 +35,8 @@ import (
 //	         CRC-32C of meta and trailer (uint32), magic (4 bytes)
 //
 // Every byte is checked before it is used: the meta and trailer when the
-// run is opened, a block each time it is read. A run that fails a check is
+// run is opened, a block the first time it is read (each time, where the
+// file is read with pread rather than mapped). A run that fails a check is
 // never trusted: it is rebuilt from the events table.
 type idRun struct {
 	from, to int64
@@ -46,7 +47,11 @@ type idRun struct {
 	parts    []runPart
 	first    []uint64 // first hash of each block
 	sums     []uint32 // CRC-32C of each block
-	damaged  atomic.Bool
+	// checked has a bit for each block of a mapped run found to match its
+	// CRC: the file never changes once written, so a block is checked the
+	// first time it is read, not at every look-up.
+	checked []atomic.Uint64
+	damaged atomic.Bool
 }
 
 type runPart struct {
@@ -427,43 +432,44 @@ func (r *idRun) blockLen(b int) int {
 	return blockEntries
 }
 
-// readBlock reads and checks block b: from the mapped file (a file cut
-// under the mapping faults, and is reported damaged, never a crash), or
-// into buf.
-func (r *idRun) readBlock(b int, buf []byte) (blk []byte, err error) {
+// block returns block b, checked against its CRC the first time it is
+// read: from the mapped file, in place (the caller guards against a fault,
+// see find), or read into buf.
+func (r *idRun) block(b int, buf []byte) ([]byte, error) {
 	n := r.blockLen(b) * pairBytes
+	off := int64(b) * blockBytes
+	var blk []byte
 	if r.data != nil {
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		defer func() {
-			if recover() != nil {
-				r.damaged.Store(true)
-				blk, err = nil, fmt.Errorf("%w: %s, block %d unreadable", errDamaged, filepath.Base(r.path), b)
-			}
-		}()
-		off := int64(b) * blockBytes
 		if off+int64(n) > int64(len(r.data)) {
+			r.damaged.Store(true)
 			return nil, fmt.Errorf("%w: %s, block %d", errDamaged, filepath.Base(r.path), b)
 		}
-		buf = buf[:n]
-		copy(buf, r.data[off:off+int64(n)])
+		blk = r.data[off : off+int64(n)]
+		if r.checked[b/64].Load()&(1<<(b%64)) != 0 {
+			return blk, nil
+		}
 	} else {
-		buf = buf[:n]
-		if _, err := r.f.ReadAt(buf, int64(b)*blockBytes); err != nil {
+		blk = buf[:n]
+		if _, err := r.f.ReadAt(blk, off); err != nil {
 			return nil, err
 		}
 	}
-	if crc32.Checksum(buf, castagnoli) != r.sums[b] {
+	if crc32.Checksum(blk, castagnoli) != r.sums[b] {
 		r.damaged.Store(true)
 		return nil, fmt.Errorf("%w: %s, block %d", errDamaged, filepath.Base(r.path), b)
 	}
-	return buf, nil
+	if r.data != nil {
+		r.checked[b/64].Or(1 << (b % 64))
+	}
+	return blk, nil
 }
 
-// find appends to seqs the seq of every pair of hash h.
-func (r *idRun) find(h uint64, seqs []int64, buf []byte) ([]int64, error) {
+// find appends to seqs the seq of every pair of hash h. In a mapped run a
+// fault (a file cut under the mapping) is reported damaged, never a crash.
+func (r *idRun) find(h uint64, seqs []int64, buf []byte) (_ []int64, err error) {
 	// Blocks before i start at or below h; the pairs of h begin in block
 	// i-1, or before it when several blocks start with h.
-	i := sort.Search(len(r.first), func(i int) bool { return r.first[i] > h })
+	i := r.blockAfter(h)
 	if i == 0 {
 		return seqs, nil
 	}
@@ -471,18 +477,85 @@ func (r *idRun) find(h uint64, seqs []int64, buf []byte) ([]int64, error) {
 	for b > 0 && r.first[b] == h {
 		b--
 	}
+	if r.data != nil {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if recover() != nil {
+				r.damaged.Store(true)
+				err = fmt.Errorf("%w: %s, block %d unreadable", errDamaged, filepath.Base(r.path), b)
+			}
+		}()
+	}
 	for ; b < i; b++ {
-		blk, err := r.readBlock(b, buf)
+		blk, err := r.block(b, buf)
 		if err != nil {
 			return seqs, err
 		}
-		for k := 0; k < len(blk); k += pairBytes {
-			if binary.LittleEndian.Uint64(blk[k:]) == h {
-				seqs = append(seqs, int64(binary.LittleEndian.Uint64(blk[k+8:])))
-			}
+		n := len(blk) / pairBytes
+		k := r.firstAtLeast(b, blk, h)
+		for ; k < n && binary.LittleEndian.Uint64(blk[k*pairBytes:]) == h; k++ {
+			seqs = append(seqs, int64(binary.LittleEndian.Uint64(blk[k*pairBytes+8:])))
 		}
 	}
 	return seqs, nil
+}
+
+// firstAtLeast returns the index of the first pair of block b (blk) whose
+// hash is at least h, n if none. The pairs of a block are sorted by hash,
+// spread evenly between its first hash and the next block's: the search
+// starts where h falls and steps from there, a cache line or two of the
+// block where a binary search reads eight.
+func (r *idRun) firstAtLeast(b int, blk []byte, h uint64) int {
+	n := len(blk) / pairBytes
+	at := func(k int) uint64 { return binary.LittleEndian.Uint64(blk[k*pairBytes:]) }
+	lo, hi := r.first[b], at(n-1)
+	if b+1 < len(r.first) {
+		hi = r.first[b+1]
+	}
+	k := 0
+	if h > lo && hi > lo {
+		k = min(int(float64(h-lo)/float64(hi-lo)*float64(n)), n-1)
+	}
+	if at(k) >= h {
+		for k > 0 && at(k-1) >= h {
+			k--
+		}
+		return k
+	}
+	for k < n && at(k) < h {
+		k++
+	}
+	return k
+}
+
+// blockAfter returns the index of the first block whose first hash is
+// above h. Hashes are uniform, so the search starts where h falls between
+// the first and the last, and widens by doubling from there: a few reads
+// of first, where a binary search over millions of blocks takes twenty.
+func (r *idRun) blockAfter(h uint64) int {
+	f := r.first
+	n := len(f)
+	if n == 0 || f[0] > h {
+		return 0
+	}
+	g := n - 1
+	if lo, hi := f[0], f[n-1]; h < hi {
+		g = min(int(float64(h-lo)/float64(hi-lo)*float64(n-1)), n-1)
+	}
+	// Narrow to l < answer <= u, with f[l] <= h and f[u] > h (or u == n).
+	var l, u int
+	if f[g] <= h {
+		l, u = g, g+1
+		for s := 1; u < n && f[u] <= h; s *= 2 {
+			l, u = u, min(u+s, n)
+		}
+	} else {
+		l, u = g-1, g
+		for s := 1; l > 0 && f[l] > h; s *= 2 {
+			u, l = l, max(l-s, 0)
+		}
+	}
+	return l + 1 + sort.Search(u-l-1, func(k int) bool { return f[l+1+k] > h })
 }
 
 // idRunReader reads a run's pairs in order, checking each block.

@@ -1,0 +1,163 @@
+package sqlite
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// TestIDRun_CutUnderTheMap: a run's file cut while it is mapped (by hand,
+// or by a failing disk) is reported damaged on the next read of a block
+// past the cut, never a crash of the process.
+func TestIDRun_CutUnderTheMap(t *testing.T) {
+	w, err := newIDRunWriter(t.TempDir(), 1, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 100_000; i++ {
+		if err := w.add(pair{h: i * 2654435761, seq: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := w.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	buf := make([]byte, blockBytes)
+	last := r.first[len(r.first)-1]
+	if seqs, err := r.find(last, nil, buf); err != nil || len(seqs) != 1 {
+		t.Fatalf("the last block before the cut: %v, %v", seqs, err)
+	}
+	if err := os.Truncate(r.path, blockBytes); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.find(last, nil, buf)
+	if r.data != nil && !errors.Is(err, errDamaged) {
+		t.Fatalf("a block past the cut: %v, want errDamaged", err)
+	}
+	if r.data == nil && err == nil {
+		t.Fatal("a block past the cut read without an error")
+	}
+}
+
+// TestIDRun_BlockAfter: the search that starts where a hash falls finds
+// the block a binary search finds, on uniform hashes and on runs where
+// they are anything but (equal, clustered, at the ends of the range).
+func TestIDRun_BlockAfter(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	shapes := map[string]func(n int) []uint64{
+		"uniform": func(n int) []uint64 {
+			f := make([]uint64, n)
+			for i := range f {
+				f[i] = r.Uint64()
+			}
+			return f
+		},
+		"clustered": func(n int) []uint64 {
+			f := make([]uint64, n)
+			for i := range f {
+				f[i] = r.Uint64N(1000)
+				if i%7 == 0 {
+					f[i] = math.MaxUint64 - r.Uint64N(3)
+				}
+			}
+			return f
+		},
+		"equal": func(n int) []uint64 {
+			f := make([]uint64, n)
+			for i := range f {
+				f[i] = 42 + uint64(i/50)
+			}
+			return f
+		},
+	}
+	for name, shape := range shapes {
+		t.Run(name, func(t *testing.T) {
+			for _, n := range []int{1, 2, 3, 10, 1000, 100_000} {
+				run := &idRun{first: shape(n)}
+				slices.Sort(run.first)
+				asks := []uint64{0, 1, 41, 42, 43, math.MaxUint64, math.MaxUint64 - 1}
+				for _, v := range run.first[:min(n, 200)] {
+					asks = append(asks, v, v-1, v+1)
+				}
+				for range 2000 {
+					asks = append(asks, r.Uint64(), run.first[r.IntN(n)])
+				}
+				for _, h := range asks {
+					want := sort.Search(n, func(i int) bool { return run.first[i] > h })
+					if got := run.blockAfter(h); got != want {
+						t.Fatalf("n=%d h=%d: blockAfter %d, binary search %d", n, h, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIDRun_Find: every seq of a hash is found, and none of another, in a
+// run of random hashes with some shared by several ids (across blocks
+// too), and hashes at the ends of the range, read twice (checked, then in
+// place).
+func TestIDRun_Find(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var pairs []pair
+	seq := int64(0)
+	add := func(h uint64, times int) {
+		for range times {
+			seq++
+			pairs = append(pairs, pair{h: h, seq: seq})
+		}
+	}
+	for range 50_000 {
+		add(r.Uint64(), 1)
+	}
+	add(0, 3)
+	add(math.MaxUint64, 2)
+	add(r.Uint64(), 700) // across three blocks
+	for range 100 {
+		add(r.Uint64(), 1+r.IntN(5))
+	}
+	want := map[uint64][]int64{}
+	for _, p := range pairs {
+		want[p.h] = append(want[p.h], p.seq)
+	}
+	slices.SortFunc(pairs, comparePairs)
+	w, err := newIDRunWriter(t.TempDir(), 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pairs {
+		if err := w.add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := w.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.close()
+	buf := make([]byte, blockBytes)
+	asks := []uint64{1, math.MaxUint64 - 1}
+	for h := range want {
+		asks = append(asks, h, h+1, h-1)
+	}
+	for pass := range 2 {
+		for _, h := range asks {
+			got, err := run.find(h, nil, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			w := slices.Clone(want[h])
+			slices.Sort(w)
+			if !slices.Equal(got, w) {
+				t.Fatalf("pass %d, hash %d: found %v, want %v", pass, h, got, w)
+			}
+		}
+	}
+}

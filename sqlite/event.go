@@ -5,9 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/odometer-dev/odometer"
 )
@@ -23,11 +26,10 @@ type committer struct {
 	// Statements prepared on the one write connection, for the
 	// committer's life.
 	stmts map[int]*sql.Stmt // INSERT of n rows
-	find  map[int]*sql.Stmt // SELECT of the events of n seqs
 }
 
 func newCommitter(s *Store, maxSeq int64) *committer {
-	c := &committer{s: s, nextSeq: maxSeq + 1, stmts: map[int]*sql.Stmt{}, find: map[int]*sql.Stmt{}}
+	c := &committer{s: s, nextSeq: maxSeq + 1, stmts: map[int]*sql.Stmt{}}
 	c.GroupCommit = odometer.NewGroupCommit(c.commit)
 	return c
 }
@@ -94,7 +96,7 @@ func (w *inserter) flush() error {
 // transaction begins: the write pool's one connection is the
 // transaction's until it ends.
 func (c *committer) prepare(ctx context.Context) error {
-	if len(c.find) > 0 {
+	if len(c.stmts) > 0 {
 		return nil
 	}
 	for _, n := range []int{rowsPerInsert, 10, 1} {
@@ -105,12 +107,6 @@ func (c *committer) prepare(ctx context.Context) error {
 			return err
 		}
 		c.stmts[n] = st
-		q = `SELECT seq, id, fp FROM events WHERE seq IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
-		if st, err = c.s.write.PrepareContext(ctx, q); err != nil {
-			c.closeStmts()
-			return err
-		}
-		c.find[n] = st
 	}
 	return nil
 }
@@ -120,10 +116,6 @@ func (c *committer) closeStmts() {
 	for n, st := range c.stmts {
 		st.Close()
 		delete(c.stmts, n)
-	}
-	for n, st := range c.find {
-		st.Close()
-		delete(c.find, n)
 	}
 }
 
@@ -144,13 +136,21 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 		fail(storeError("prepare", err))
 		return
 	}
-	tx, err := c.s.write.BeginTx(ctx, nil)
+	// The transaction on a connection of its own, so that deduplication
+	// can read through the driver beneath database/sql (see confirm).
+	conn, err := c.s.write.Conn(ctx)
+	if err != nil {
+		fail(storeError("begin", err))
+		return
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		fail(storeError("begin", err))
 		return
 	}
 	defer tx.Rollback()
-	t := &ingestTx{c: c, ctx: ctx, tx: tx, seq: c.nextSeq,
+	t := &ingestTx{c: c, ctx: ctx, conn: conn, tx: tx, seq: c.nextSeq,
 		w: &inserter{c: c, ctx: ctx, tx: tx, args: make([]any, 0, rowsPerInsert*insertArgs)}}
 	if err := odometer.SettleGroup(group, t); err != nil {
 		fail(err)
@@ -170,12 +170,13 @@ func (c *committer) commit(group []*odometer.IngestRequest) {
 
 // ingestTx is the odometer.IngestTx of one commit.
 type ingestTx struct {
-	c   *committer
-	ctx context.Context
-	tx  *sql.Tx
-	w   *inserter
-	seq int64  // the next seq
-	ids []pair // the client ids inserted
+	c    *committer
+	ctx  context.Context
+	conn *sql.Conn // the transaction's
+	tx   *sql.Tx
+	w    *inserter
+	seq  int64  // the next seq
+	ids  []pair // the client ids inserted
 }
 
 // Stored implements odometer.IngestTx: the id index names the candidate
@@ -230,20 +231,14 @@ func (t *ingestTx) confirmFound(ids []string, hs []uint64, newest bool, skip map
 		return nil, nil
 	}
 	slices.SortFunc(cands, func(a, b hit) int { return cmp.Or(cmpInt(a.seq, b.seq), a.i-b.i) })
-	seqs := make([]any, 0, len(cands))
+	seqs := make([]int64, 0, len(cands))
 	for k, c := range cands {
 		if k == 0 || c.seq != cands[k-1].seq {
 			seqs = append(seqs, c.seq)
 		}
 	}
-	// In statements of 100, 10 and 1 seqs.
-	for _, n := range []int{rowsPerInsert, 10, 1} {
-		for len(seqs) >= n {
-			if err := t.confirm(seqs[:n], ids, cands, out); err != nil {
-				return nil, storeError("find ids", err)
-			}
-			seqs = seqs[n:]
-		}
+	if err := t.confirm(seqs, ids, cands, out); err != nil {
+		return nil, storeError("find ids", err)
 	}
 	slices.SortFunc(cands, func(a, b hit) int { return a.i - b.i })
 	return cands, nil
@@ -267,28 +262,56 @@ func (t *ingestTx) Insert(events []*odometer.Event, fps []int64) error {
 	return nil
 }
 
+// findPer is the seqs of one statement of confirm.
+const findPer = 100
+
+// findQuery reads the events of findPer seqs; seq 0, which no event has,
+// fills the places of a shorter list.
+var findQuery = `SELECT seq, id, fp FROM events WHERE seq IN (` + strings.TrimSuffix(strings.Repeat("?,", findPer), ",") + `)`
+
 // confirm reads the events of seqs, and puts in out those whose id is
-// the id of one of the candidates (sorted by seq) of their seq.
-func (t *ingestTx) confirm(seqs []any, ids []string, cands []hit, out map[string]odometer.StoredEvent) error {
-	rows, err := t.tx.StmtContext(t.ctx, t.c.find[len(seqs)]).QueryContext(t.ctx, seqs...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var id sql.RawBytes // compared, not kept: no copy of each id
-	for rows.Next() {
-		var seq, fp int64
-		if err := rows.Scan(&seq, &id, &fp); err != nil {
+// the id of one of the candidates (sorted by seq) of their seq. It reads
+// through the driver's own connection, in the transaction, rather than
+// database/sql: a batch of duplicates is mostly these reads, and
+// database/sql's rows cost more than SQLite's.
+func (t *ingestTx) confirm(seqs []int64, ids []string, cands []hit, out map[string]odometer.StoredEvent) error {
+	return t.conn.Raw(func(dc any) error {
+		rc, ok := dc.(interface{ Raw() *sqlite3.Conn })
+		if !ok {
+			return fmt.Errorf("the driver's connection %T has no Raw", dc)
+		}
+		st, _, err := rc.Raw().Prepare(findQuery)
+		if err != nil {
 			return err
 		}
-		k, _ := slices.BinarySearchFunc(cands, seq, func(c hit, seq int64) int { return cmpInt(c.seq, seq) })
-		for ; k < len(cands) && cands[k].seq == seq; k++ {
-			if want := ids[cands[k].i]; want == string(id) {
-				out[want] = odometer.StoredEvent{Seq: seq, Fingerprint: fp}
+		defer st.Close()
+		for len(seqs) > 0 {
+			n := min(len(seqs), findPer)
+			for k := range findPer {
+				var v int64
+				if k < n {
+					v = seqs[k]
+				}
+				if err := st.BindInt64(k+1, v); err != nil {
+					return err
+				}
 			}
+			for st.Step() {
+				seq, id, fp := st.ColumnInt64(0), st.ColumnRawText(1), st.ColumnInt64(2)
+				k, _ := slices.BinarySearchFunc(cands, seq, func(c hit, seq int64) int { return cmpInt(c.seq, seq) })
+				for ; k < len(cands) && cands[k].seq == seq; k++ {
+					if want := ids[cands[k].i]; want == string(id) {
+						out[want] = odometer.StoredEvent{Seq: seq, Fingerprint: fp}
+					}
+				}
+			}
+			if err := st.Reset(); err != nil {
+				return err
+			}
+			seqs = seqs[n:]
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // FindEvents implements odometer.EventStore.

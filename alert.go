@@ -606,6 +606,9 @@ type AlertStatus struct {
 	// End the first instant after it: for billing, the customer's cycle.
 	PeriodKey  string
 	Start, End time.Time
+	// Location is the zone of the period: the configuration's, or for
+	// billing the customer's cycle's.
+	Location *time.Location
 	// Value is the customer's value of the meter in the period so far,
 	// with the op the evaluator compares to the threshold, over Count
 	// events; 0 over none.
@@ -639,7 +642,15 @@ func AlertStatuses(ctx context.Context, usage AggregationStore, firings AlertSto
 			return nil, err
 		}
 		start, end := cal.bound(customer, a.Period, key)
-		out[i] = AlertStatus{Alert: a, Active: true, PeriodKey: key, Start: start, End: end}
+		loc := cfg.Location
+		if a.Period == Billing {
+			prof, err := cal.profile(customer)
+			if err != nil {
+				return nil, err
+			}
+			_, _, loc = prof.cycleAt(now, cfg.Location)
+		}
+		out[i] = AlertStatus{Alert: a, Active: true, PeriodKey: key, Start: start, End: end, Location: loc}
 		keys = append(keys, FiringKey{a.ID, customer, a.Period, key})
 		if !slices.Contains(meters, m) {
 			meters = append(meters, m)

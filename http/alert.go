@@ -120,6 +120,7 @@ type AlertStatusRecord struct {
 	PeriodKey   string       `json:"periodKey,omitempty"`
 	PeriodStart string       `json:"periodStart,omitempty"`
 	PeriodEnd   string       `json:"periodEnd,omitempty"`
+	Timezone    string       `json:"timezone,omitempty"`
 	Value       float64      `json:"value"`
 	Count       int64        `json:"count"`
 	Fired       *FiredRecord `json:"fired"`
@@ -164,7 +165,7 @@ func (s *Server) handleCustomerAlerts(w http.ResponseWriter, r *http.Request) {
 		out[i] = AlertStatusRecord{AlertRecord: toAlertJSON(st.Alert), Active: st.Active, Value: st.Value, Count: st.Count}
 		if st.Active {
 			out[i].PeriodKey, out[i].PeriodStart = st.PeriodKey, odometer.FormatTime(st.Start)
-			out[i].PeriodEnd = odometer.FormatTime(odometer.LastMilli(st.End))
+			out[i].PeriodEnd, out[i].Timezone = odometer.FormatTime(odometer.LastMilli(st.End)), st.Location.String()
 		}
 		if f := st.Fired; f != nil {
 			out[i].Fired = &FiredRecord{FiredAt: odometer.FormatTime(f.FiredAt), Value: f.Value}

@@ -308,6 +308,7 @@ func TestCustomerAlerts(t *testing.T) {
 			PeriodKey   string  `json:"periodKey"`
 			PeriodStart string  `json:"periodStart"`
 			PeriodEnd   string  `json:"periodEnd"`
+			Timezone    string  `json:"timezone"`
 			Value       float64 `json:"value"`
 			Count       int64   `json:"count"`
 			Fired       *struct {
@@ -335,7 +336,7 @@ func TestCustomerAlerts(t *testing.T) {
 		}
 		// 13 January in Oslo; 11.5 so far, fired at 11.
 		if own.ID != ids[0] || !own.Active || own.PeriodKey != "20260113" || own.PeriodStart != "2026-01-12T23:00:00.000Z" ||
-			own.PeriodEnd != "2026-01-13T22:59:59.999Z" || own.Value != 11.5 || own.Count != 3 {
+			own.PeriodEnd != "2026-01-13T22:59:59.999Z" || own.Timezone != "Europe/Oslo" || own.Value != 11.5 || own.Count != 3 {
 			t.Errorf("cust_a's own alert: %+v", own)
 		}
 		if own.Fired == nil || own.Fired.FiredAt != firedAt || own.Fired.Value != 11 {

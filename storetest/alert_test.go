@@ -550,6 +550,9 @@ func TestAlertStatuses(t *testing.T) {
 			if s.Alert != apply[i] || s.Active != w.active || s.PeriodKey != w.key || s.Value != w.value || s.Count != w.count {
 				t.Errorf("%s: %+v, want %+v", apply[i].ID, s, w)
 			}
+			if w.active && s.Location != cfg.Location {
+				t.Errorf("%s: zone %v, want the configuration's (c1 has none of its own)", apply[i].ID, s.Location)
+			}
 			if w.active && (!s.Start.Equal(at(t, w.start)) || !s.End.Equal(at(t, w.end))) {
 				t.Errorf("%s: period %v..%v, want %s..%s", apply[i].ID, s.Start, s.End, w.start, w.end)
 			}

@@ -159,8 +159,9 @@ type AlertStore interface {
 	// eventTypes with after < Seq <= upto, with its metadata and arrival
 	// time. The Event passed is reused between calls.
 	ScanAlertEvents(ctx context.Context, after, upto int64, eventTypes []string, fn func(*Event) error) error
-	// FindFirings returns those of keys that have fired.
-	FindFirings(ctx context.Context, keys []FiringKey) (map[FiringKey]bool, error)
+	// FindFirings returns those of keys that have fired, each with the
+	// value that reached the threshold and when (no Notification).
+	FindFirings(ctx context.Context, keys []FiringKey) (map[FiringKey]*AlertFiring, error)
 	// AlertUsage returns, from one consistent snapshot, the aggregations
 	// of keys that exist, and the events of their customers of eventTypes
 	// with Seq <= upto that are not yet folded into them.
@@ -452,7 +453,7 @@ func (e *AlertEvaluator) evaluate(ctx context.Context, cfg *Config, cands map[Fi
 	// periods holds, for each customer and meter, the periods to read.
 	periods := map[[2]string][]Period{}
 	for k, c := range cands {
-		if done[k] {
+		if done[k] != nil {
 			delete(cands, k)
 			delete(e.cache.values, c.u)
 			continue
@@ -574,4 +575,123 @@ func (ap *alertPeriods) of(p Period, customer string, t time.Time) (key string, 
 	}
 	start, end = ap.cal.bound(customer, p, key)
 	return key, start, end
+}
+
+// AlertsFor returns those of alerts that apply to customer, in their
+// order: the customer's own, and, unless ownOnly, those of every customer.
+// A key pinned to the customer sees its own only (GET /alerts's rule):
+// alerts of every customer are the vendor's.
+func AlertsFor(alerts []*Alert, customer string, ownOnly bool) []*Alert {
+	var out []*Alert
+	for _, a := range alerts {
+		if a.CustomerID == customer || (a.CustomerID == "" && !ownOnly) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AlertStatus is an alert as it stands for one customer at one instant:
+// the alert's period that holds the instant, the customer's value of the
+// meter in it so far, and whether, when and at what value the alert fired
+// in it.
+type AlertStatus struct {
+	Alert *Alert
+	// Active is false while the configuration lacks the alert's meter or
+	// period, or has the meter with an op that alerts do not watch: the
+	// alert sleeps (as the evaluator skips it), and the fields below are
+	// zero.
+	Active bool
+	// PeriodKey, Start and End are the alert's period holding the instant,
+	// End the first instant after it: for billing, the customer's cycle.
+	PeriodKey  string
+	Start, End time.Time
+	// Location is the zone of the period: the configuration's, or for
+	// billing the customer's cycle's.
+	Location *time.Location
+	// Value is the customer's value of the meter in the period so far,
+	// with the op the evaluator compares to the threshold, over Count
+	// events; 0 over none.
+	Value float64
+	Count int64
+	// Fired is the firing of this alert, customer and period (without its
+	// notification); nil while the alert has not fired in the period.
+	Fired *AlertFiring
+}
+
+// AlertStatuses returns the status of each of alerts for customer at now.
+// The firings are those the evaluator recorded, the one record of a
+// usage.threshold_reached sent. The values are computed as GET /usage
+// computes them: from the customer's buckets and the events not yet
+// folded into them, so a value may be ahead of the evaluator's last pass
+// by the events of a few seconds.
+func AlertStatuses(ctx context.Context, usage AggregationStore, firings AlertStore, customers CustomerSource, cfg *Config, customer string, alerts []*Alert, now time.Time) ([]AlertStatus, error) {
+	cal := newCalendar(ctx, cfg, customers)
+	out := make([]AlertStatus, len(alerts))
+	var keys []FiringKey
+	var meters []*Meter
+	var from, to time.Time
+	for i, a := range alerts {
+		out[i].Alert = a
+		m := cfg.Meter(a.Meter)
+		if m == nil || alertOp(m) != nil || !hasPeriod(cfg, a.Period) {
+			continue
+		}
+		key, err := cal.keyAt(customer, a.Period, now)
+		if err != nil {
+			return nil, err
+		}
+		start, end := cal.bound(customer, a.Period, key)
+		loc := cfg.Location
+		if a.Period == Billing {
+			prof, err := cal.profile(customer)
+			if err != nil {
+				return nil, err
+			}
+			_, _, loc = prof.cycleAt(now, cfg.Location)
+		}
+		out[i] = AlertStatus{Alert: a, Active: true, PeriodKey: key, Start: start, End: end, Location: loc}
+		keys = append(keys, FiringKey{a.ID, customer, a.Period, key})
+		if !slices.Contains(meters, m) {
+			meters = append(meters, m)
+		}
+		if from.IsZero() || start.Before(from) {
+			from = start
+		}
+		if end.After(to) {
+			to = end
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	fired, err := firings.FindFirings(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	fromSlot, toSlot := SlotOf(from.UnixMilli()), SlotOf(to.UnixMilli())
+	buckets, pending, err := usage.FindCustomerUsage(ctx, customer, HourOfSlot(fromSlot), HourOfSlot(toSlot))
+	if err != nil {
+		return nil, err
+	}
+	slots := foldSlots(cfg, meters, buckets, pending, fromSlot, toSlot)
+	for i := range out {
+		s := &out[i]
+		if !s.Active {
+			continue
+		}
+		m := cfg.Meter(s.Alert.Meter)
+		st := m.NewState()
+		lo, hi := SlotOf(s.Start.UnixMilli()), SlotOf(s.End.UnixMilli())
+		for slot, x := range slots[m.Name] {
+			if slot >= lo && slot < hi && sameKind(st, x) {
+				st.Merge(x)
+			}
+		}
+		if s.Count = st.Count(); s.Count > 0 {
+			s.Value = value(m.Op, st, m.span(s.Start, s.End))
+		}
+		s.Fired = fired[FiringKey{s.Alert.ID, customer, s.Alert.Period, s.PeriodKey}]
+	}
+	return out, nil
 }

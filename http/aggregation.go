@@ -36,6 +36,16 @@ func toAggregationJSON(a *odometer.Aggregation, cfg *odometer.Config) aggregatio
 	}
 }
 
+// pinnedAggregationJSON is an aggregation as a key pinned to a customer
+// sees it: without the vendor's internals, its revision and its webhook
+// state (whose lastError is the vendor's endpoint's). The outer fields, of
+// the same names and always nil, hide the embedded ones.
+type pinnedAggregationJSON struct {
+	aggregationJSON
+	WebhookStatus *struct{} `json:"webhookStatus,omitempty"`
+	Revision      *struct{} `json:"revision,omitempty"`
+}
+
 // handleAggregations is GET /aggregations: newest period first, with a cursor.
 func (s *Server) handleAggregations(w http.ResponseWriter, r *http.Request) {
 	cfg := s.Config()
@@ -80,12 +90,20 @@ func (s *Server) handleAggregations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if next != "" {
+		w.Header().Set("X-Next-Cursor", next)
+	}
+	if pinned(r) != "" {
+		out := make([]pinnedAggregationJSON, len(aggs))
+		for i, a := range aggs {
+			out[i] = pinnedAggregationJSON{aggregationJSON: toAggregationJSON(a, cfg)}
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
 	out := make([]aggregationJSON, len(aggs))
 	for i, a := range aggs {
 		out[i] = toAggregationJSON(a, cfg)
-	}
-	if next != "" {
-		w.Header().Set("X-Next-Cursor", next)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -110,3 +110,66 @@ func (s *Server) handleDeleteAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Alert deleted", "id": id})
 }
+
+// AlertStatusRecord is an alert as it stands for one customer, in GET
+// /customers/{id}/alerts: its period holding now, the customer's value of
+// the meter in it so far, and when the alert fired in it (null: not yet).
+type AlertStatusRecord struct {
+	AlertRecord
+	Active      bool         `json:"active"`
+	PeriodKey   string       `json:"periodKey,omitempty"`
+	PeriodStart string       `json:"periodStart,omitempty"`
+	PeriodEnd   string       `json:"periodEnd,omitempty"`
+	Timezone    string       `json:"timezone,omitempty"`
+	Value       float64      `json:"value"`
+	Count       int64        `json:"count"`
+	Fired       *FiredRecord `json:"fired"`
+}
+
+// FiredRecord is an alert's firing in a period: when, and the value that
+// reached the threshold.
+type FiredRecord struct {
+	FiredAt string  `json:"firedAt"`
+	Value   float64 `json:"value"`
+}
+
+// handleCustomerAlerts is GET /customers/{id}/alerts: the alerts that
+// apply to the customer (its own and those of every customer), oldest
+// first, each with its status now. A pinned key sees its own customer's
+// alerts only, as GET /alerts shows them, and 404 for any other customer;
+// an unknown customer is 404.
+func (s *Server) handleCustomerAlerts(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	p := pinned(r)
+	if p != "" && p != id {
+		s.writeError(w, r, odometer.Errorf(odometer.ENOTFOUND, "Not found"))
+		return
+	}
+	if _, err := s.Customers.FindCustomer(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	all, err := s.Alerts.FindAlerts(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := s.Now()
+	sts, err := odometer.AlertStatuses(r.Context(), s.Aggs, s.Alerts, s.Customers, s.Config(), id, odometer.AlertsFor(all, id, p != ""), now)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]AlertStatusRecord, len(sts))
+	for i, st := range sts {
+		out[i] = AlertStatusRecord{AlertRecord: toAlertJSON(st.Alert), Active: st.Active, Value: st.Value, Count: st.Count}
+		if st.Active {
+			out[i].PeriodKey, out[i].PeriodStart = st.PeriodKey, odometer.FormatTime(st.Start)
+			out[i].PeriodEnd, out[i].Timezone = odometer.FormatTime(odometer.LastMilli(st.End)), st.Location.String()
+		}
+		if f := st.Fired; f != nil {
+			out[i].Fired = &FiredRecord{FiredAt: odometer.FormatTime(f.FiredAt), Value: f.Value}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customerId": id, "computedAt": odometer.FormatTime(now), "alerts": out})
+}

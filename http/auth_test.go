@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -335,6 +336,28 @@ func TestAuth_PinnedCustomer(t *testing.T) {
 			srv.MustDo(t, http.StatusOK, "GET", "/aggregations", srv.ReadKey, "").Decode(t, &all)
 			if got, want := len(all), 11; got != want {
 				t.Fatalf("unpinned key: %d aggregations, want %d", got, want)
+			}
+			// The pinned key sees neither revision nor webhook state (the
+			// vendor's); otherwise the same aggregations as an unpinned key.
+			var mine, theirs []map[string]any
+			srv.MustDo(t, http.StatusOK, "GET", "/aggregations", k.Key, "").Decode(t, &mine)
+			srv.MustDo(t, http.StatusOK, "GET", "/aggregations?customerId=cust_a", srv.ReadKey, "").Decode(t, &theirs)
+			if len(mine) != 6 || len(theirs) != 6 {
+				t.Fatalf("%d and %d aggregations, want 6", len(mine), len(theirs))
+			}
+			for i := range theirs {
+				for _, internal := range []string{"revision", "webhookStatus"} {
+					if _, ok := mine[i][internal]; ok {
+						t.Errorf("a pinned key sees %s: %v", internal, mine[i])
+					}
+					if _, ok := theirs[i][internal]; !ok {
+						t.Errorf("an unpinned key lacks %s: %v", internal, theirs[i])
+					}
+					delete(theirs[i], internal)
+				}
+				if !reflect.DeepEqual(mine[i], theirs[i]) {
+					t.Errorf("aggregation %d: pinned %v, unpinned %v", i, mine[i], theirs[i])
+				}
 			}
 		})
 

@@ -260,3 +260,103 @@ func FuzzCustomerBody(f *testing.F) {
 		}
 	})
 }
+
+// TestCustomerAlerts: GET /customers/{id}/alerts lists the alerts that
+// apply to the customer (its own and those of every customer) with the
+// period holding now (its billing cycle for billing), its usage so far,
+// and the firing the evaluator recorded; a pinned key sees its own
+// customer's alerts only.
+func TestCustomerAlerts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(testing.TB) odometer.Store) {
+		srv := MustOpenServerConfig(t, open, `{
+  "periods": ["daily", "monthly", "billing"], "timezone": "Europe/Oslo",
+  "events": { "api.calls": { "op": "sum" }, "storage.bytes": { "op": "max" } }
+}`)
+		ctx := t.Context()
+		pinned := srv.MustCreateKey(t, odometer.ScopeRead, "cust_a")
+		srv.MustDo(t, 200, "PUT", "/customers/cust_a", srv.AdminKey, `{"billingAnchor": "2026-01-05T00:00:00+01:00"}`)
+		var ids []string
+		for _, body := range []string{
+			`{"meter": "api.calls", "period": "daily", "threshold": 10, "customerId": "cust_a"}`,
+			`{"meter": "storage.bytes", "period": "billing", "threshold": 500}`,
+			`{"meter": "api.calls", "period": "daily", "threshold": 1, "customerId": "cust_b"}`,
+		} {
+			var a AlertRecord
+			srv.MustDo(t, 201, "POST", "/alerts", srv.AdminKey, body).Decode(t, &a)
+			ids = append(ids, a.ID)
+		}
+		ev := &odometer.AlertEvaluator{Store: srv.Store, Config: srv.API.Config, Now: srv.Now, Customers: srv.Store}
+		evaluate := func(fired int) {
+			t.Helper()
+			if res, err := ev.RunOnce(ctx); err != nil || res.Fired != fired {
+				t.Fatalf("alerts: %+v, %v; want %d fired", res, err, fired)
+			}
+		}
+		srv.MustDo(t, 201, "POST", "/usage/api.calls", srv.IngestKey, `{"customerId": "cust_a", "value": 4}`)
+		srv.MustDo(t, 201, "POST", "/usage/storage.bytes", srv.IngestKey, `{"customerId": "cust_a", "value": 300}`)
+		evaluate(0)
+		srv.MustDo(t, 201, "POST", "/usage/api.calls", srv.IngestKey, `{"customerId": "cust_a", "value": 7}`)
+		evaluate(1)
+		firedAt := odometer.FormatTime(srv.Now())
+		srv.SetNow(srv.Now().Add(time.Minute))
+		srv.MustDo(t, 201, "POST", "/usage/api.calls", srv.IngestKey, `{"customerId": "cust_a", "value": 0.5}`)
+
+		type status struct {
+			ID          string  `json:"id"`
+			CustomerID  string  `json:"customerId"`
+			Active      bool    `json:"active"`
+			PeriodKey   string  `json:"periodKey"`
+			PeriodStart string  `json:"periodStart"`
+			PeriodEnd   string  `json:"periodEnd"`
+			Timezone    string  `json:"timezone"`
+			Value       float64 `json:"value"`
+			Count       int64   `json:"count"`
+			Fired       *struct {
+				FiredAt string  `json:"firedAt"`
+				Value   float64 `json:"value"`
+			} `json:"fired"`
+		}
+		var got struct {
+			CustomerID string   `json:"customerId"`
+			ComputedAt string   `json:"computedAt"`
+			Alerts     []status `json:"alerts"`
+		}
+		r := srv.MustDo(t, 200, "GET", "/customers/cust_a/alerts", srv.ReadKey, "")
+		r.Decode(t, &got)
+		if got.CustomerID != "cust_a" || got.ComputedAt != odometer.FormatTime(srv.Now()) || len(got.Alerts) != 2 {
+			t.Fatalf("GET /customers/cust_a/alerts: %s", r.Body)
+		}
+		// Oldest first, ties (these three were made at one instant) by id.
+		own, all := got.Alerts[0], got.Alerts[1]
+		if own.ID != ids[0] {
+			own, all = all, own
+		}
+		if (ids[0] < ids[1]) != (got.Alerts[0].ID == ids[0]) {
+			t.Errorf("alerts in the order %s, %s", got.Alerts[0].ID, got.Alerts[1].ID)
+		}
+		// 13 January in Oslo; 11.5 so far, fired at 11.
+		if own.ID != ids[0] || !own.Active || own.PeriodKey != "20260113" || own.PeriodStart != "2026-01-12T23:00:00.000Z" ||
+			own.PeriodEnd != "2026-01-13T22:59:59.999Z" || own.Timezone != "Europe/Oslo" || own.Value != 11.5 || own.Count != 3 {
+			t.Errorf("cust_a's own alert: %+v", own)
+		}
+		if own.Fired == nil || own.Fired.FiredAt != firedAt || own.Fired.Value != 11 {
+			t.Errorf("cust_a's own alert fired %+v, want at %s with 11", own.Fired, firedAt)
+		}
+		// The cycle from the 5th in Oslo; not fired: null.
+		if all.ID != ids[1] || all.CustomerID != "" || all.PeriodKey != "20260105" || all.PeriodStart != "2026-01-04T23:00:00.000Z" ||
+			all.PeriodEnd != "2026-02-04T22:59:59.999Z" || all.Value != 300 || all.Count != 1 || all.Fired != nil {
+			t.Errorf("the alert of every customer: %+v", all)
+		}
+		if !strings.Contains(string(r.Body), `"fired":null`) {
+			t.Errorf("an alert not fired is not null: %s", r.Body)
+		}
+		// The pinned key: its own customer's alert only.
+		got.Alerts = nil
+		srv.MustDo(t, 200, "GET", "/customers/cust_a/alerts", pinned, "").Decode(t, &got)
+		if len(got.Alerts) != 1 || got.Alerts[0].ID != ids[0] || got.Alerts[0].Value != 11.5 {
+			t.Errorf("the pinned key sees %+v, want cust_a's own alert only", got.Alerts)
+		}
+		checkRefusal(t, srv.Do(t, "GET", "/customers/cust_b/alerts", pinned, ""), 404, "Not found", "")
+		srv.MustDo(t, 404, "GET", "/customers/cust_nobody/alerts", srv.ReadKey, "")
+	})
+}

@@ -480,6 +480,11 @@ func TestOpenAPI_Responses(t *testing.T) {
 			{"POST /alerts", "POST", "/alerts", srv.ReadKey, `{}`, 403},
 			{"GET /alerts", "GET", "/alerts", srv.ReadKey, "", 200},
 			{"GET /alerts", "GET", "/alerts?customerId=cust_b", pinned, "", 404},
+			{"GET /customers/{id}/alerts", "GET", "/customers/cust_a/alerts", srv.ReadKey, "", 200},
+			{"GET /customers/{id}/alerts", "GET", "/customers/cust_a/alerts", pinned, "", 200},
+			{"GET /customers/{id}/alerts", "GET", "/customers/cust_b/alerts", pinned, "", 404},
+			{"GET /customers/{id}/alerts", "GET", "/customers/cust_nobody/alerts", srv.ReadKey, "", 404},
+			{"GET /customers/{id}/alerts", "GET", "/customers/cust_a/alerts", "", "", 401},
 			{"DELETE /alerts/{id}", "DELETE", "/alerts/alr_nope", srv.AdminKey, "", 404},
 
 			{"GET /metrics", "GET", "/metrics", srv.AdminKey, "", 200},

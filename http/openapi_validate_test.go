@@ -377,6 +377,13 @@ func TestOpenAPI_Validator(t *testing.T) {
 			add("GET /alerts", "GET", "/alerts?customerId=cust_a", kind, "", 200)
 		}
 		add("GET /alerts", "GET", "/alerts?customerId=cust_b", "pinned", "", 404)
+		// cust_a's alert fired above; the alert of every customer has not.
+		for _, kind := range []string{"read", "pinned", "admin"} {
+			add("GET /customers/{id}/alerts", "GET", "/customers/cust_a/alerts", kind, "", 200)
+		}
+		add("GET /customers/{id}/alerts", "GET", "/customers/cust_b/alerts", "read", "", 200)
+		add("GET /customers/{id}/alerts", "GET", "/customers/cust_b/alerts", "pinned", "", 404)
+		add("GET /customers/{id}/alerts", "GET", "/customers/cust_nobody/alerts", "read", "", 404)
 		spareAlert := &odometer.Alert{ID: "alr_spare", Meter: "api.calls", Period: "daily", Threshold: 3, CreatedAt: srv.Now()}
 		if err := srv.Store.CreateAlert(ctx, spareAlert); err != nil {
 			t.Fatal(err)

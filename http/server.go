@@ -100,6 +100,7 @@ var routes = []route{
 	{"PUT", "/customers/{id}", odometer.ScopeAdmin, (*Server).handlePutCustomer},
 	{"GET", "/customers/{id}", odometer.ScopeRead, (*Server).handleCustomer},
 	{"GET", "/customers", odometer.ScopeRead, (*Server).handleCustomers},
+	{"GET", "/customers/{id}/alerts", odometer.ScopeRead, (*Server).handleCustomerAlerts},
 	{"GET", "/deliveries", odometer.ScopeAdmin, (*Server).handleDeliveries},
 	{"GET", "/deliveries/{id}", odometer.ScopeAdmin, (*Server).handleDelivery},
 	{"POST", "/webhooks/retry", odometer.ScopeAdmin, (*Server).handleRetryEndpoint},

@@ -10,12 +10,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/odometer-dev/odometer"
 )
 
 // axeSource returns axe-core's script, or skips the test.
@@ -79,6 +82,15 @@ func TestUI_Accessibility(t *testing.T) {
 	source := axeSource(t)
 	browser := startBrowser(t)
 	ts, _, _ := openUIServer(t)
+	// Alerts on the customer page: one fired, one not.
+	ts.MustDo(t, 201, "POST", "/alerts", ts.AdminKey, `{"meter": "api.calls", "period": "daily", "threshold": 5, "customerId": "cust_a"}`)
+	ts.MustDo(t, 201, "POST", "/alerts", ts.AdminKey, `{"meter": "llm.tokens", "period": "monthly", "threshold": 1000000}`)
+	ts.MustDo(t, 201, "POST", "/usage/api.calls", ts.IngestKey, `{"customerId": "cust_a", "value": 6}`)
+	ev := &odometer.AlertEvaluator{Store: ts.Store, Config: ts.API.Config, Now: ts.Now, Customers: ts.Store}
+	if res, err := ev.RunOnce(context.Background()); err != nil || res.Fired != 1 {
+		t.Fatalf("alerts: %+v, %v", res, err)
+	}
+	pinnedKey := ts.MustCreateKey(t, odometer.ScopeRead, "cust_a")
 
 	for _, scheme := range []string{"light", "dark"} {
 		t.Run(scheme, func(t *testing.T) {
@@ -108,8 +120,12 @@ func TestUI_Accessibility(t *testing.T) {
 			check("overview")
 			screenshot(t, tab, "overview-"+scheme)
 			goTo(t, tab, "#/customer/cust_a?range=30d&window=day", "customer")
-			// The numbers behind a chart, opened, are checked too.
+			// The numbers behind a chart, opened, are checked too; and the
+			// billing cycle and the alerts, one fired.
 			mustEval[any](t, tab, `document.querySelectorAll('details.datatable').forEach(d => { d.open = true }); null`)
+			if n := mustEval[int](t, tab, `document.querySelectorAll('#alerts tr[data-alert-id], #cycle-dates[data-period-start]').length`); n != 3 {
+				t.Fatalf("the customer page shows %d alerts and cycle, want 3", n)
+			}
 			check("customer")
 			screenshot(t, tab, "customer-"+scheme)
 			goTo(t, tab, "#/deliveries", "deliveries")
@@ -122,6 +138,12 @@ func TestUI_Accessibility(t *testing.T) {
 			mustEval[any](t, tab, `location.hash = '#/nope'; null`)
 			waitFor(t, tab, `document.getElementById('not-found')`)
 			check("not-found")
+			// The portal view, as a key pinned to a customer sees it.
+			mustEval[any](t, tab, `sessionStorage.setItem('odometer.key', `+strconv.Quote(pinnedKey)+`); location.href = '/ui/portal.html'; null`)
+			waitPortal(t, tab)
+			check("portal")
+			screenshot(t, tab, "portal-pinned-"+scheme)
+			mustEval[any](t, tab, `sessionStorage.setItem('odometer.key', `+strconv.Quote(ts.AdminKey)+`); null`)
 		})
 	}
 }

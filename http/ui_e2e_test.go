@@ -502,21 +502,27 @@ func TestUI_Browser(t *testing.T) {
 	})
 
 	t.Run("Pinned", func(t *testing.T) {
+		// A pinned key lands on the portal view of its customer (see
+		// TestUI_PinnedPortal), not on the operator's page.
 		pinnedKey := ts.MustCreateKey(t, odometer.ScopeRead, "cust_a")
 		tab := newTab(t, browser, 1280, 900)
-		signIn(t, tab, ts.URL, "", pinnedKey, "customer")
-		if got := mustEval[string](t, tab, `document.querySelector('h1[data-customer]').dataset.customer`); got != "cust_a" {
+		mustDo(t, tab, chromedp.Navigate(ts.URL+"/ui/"),
+			chromedp.WaitVisible(chromedp.ID("apikey")),
+			chromedp.SendKeys(chromedp.ID("apikey"), pinnedKey),
+			chromedp.Click(chromedp.ID("signin")))
+		waitPortal(t, tab)
+		if got := mustEval[string](t, tab, `document.querySelector('h1').textContent`); got != "Usage of cust_a" {
 			t.Fatalf("a key pinned to cust_a opened %q", got)
 		}
-		if hidden := mustEval[bool](t, tab, `document.querySelector('#nav a[data-nav="overview"]').hidden`); !hidden {
-			t.Error("a pinned key is offered the overview")
+		if n := mustEval[int](t, tab, `document.querySelectorAll('figure.chart, #current, #aggregations, #nav').length`); n != 0 {
+			t.Errorf("the pinned key's view has %d of the operator's charts, tables or pages", n)
 		}
-		cells := mustEval[[]uiCell](t, tab, readCells)
-		if len(cells) == 0 {
+		if n := mustEval[int](t, tab, `document.querySelectorAll('tr[data-meter] td[data-value]').length`); n == 0 {
 			t.Fatal("no usage shown to the pinned key")
 		}
 
-		goTo(t, tab, "#/customer/cust_b", "not-found")
+		mustDo(t, tab, chromedp.Navigate(ts.URL+"/ui/#/customer/cust_b"))
+		waitReady(t, tab, "not-found")
 		if text := mustEval[string](t, tab, `document.getElementById('not-found').textContent`); !strings.Contains(text, "cust_b") {
 			t.Errorf("not found page: %q", text)
 		}

@@ -132,8 +132,8 @@ func (s *Store) ScanAlertEvents(ctx context.Context, after, upto int64, eventTyp
 }
 
 // FindFirings implements odometer.AlertStore.
-func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map[odometer.FiringKey]bool, error) {
-	out := map[odometer.FiringKey]bool{}
+func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map[odometer.FiringKey]*odometer.AlertFiring, error) {
+	out := map[odometer.FiringKey]*odometer.AlertFiring{}
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -141,7 +141,7 @@ func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map
 	for i, k := range keys {
 		alerts[i], customers[i], periods[i], pkeys[i] = k.AlertID, k.CustomerID, string(k.Period), k.PeriodKey
 	}
-	rows, err := s.pool.Query(ctx, `SELECT f.alert_id, f.customer_id, f.period, f.period_key
+	rows, err := s.pool.Query(ctx, `SELECT f.alert_id, f.customer_id, f.period, f.period_key, f.value, f.fired_at
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k (alert_id, customer_id, period, period_key)
 		JOIN alert_firings f ON (f.alert_id, f.customer_id, f.period, f.period_key) = (k.alert_id, k.customer_id, k.period, k.period_key)`,
 		alerts, customers, periods, pkeys)
@@ -150,13 +150,13 @@ func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k odometer.FiringKey
+		var f odometer.AlertFiring
 		var p string
-		if err := rows.Scan(&k.AlertID, &k.CustomerID, &p, &k.PeriodKey); err != nil {
+		if err := rows.Scan(&f.AlertID, &f.CustomerID, &p, &f.PeriodKey, &f.Value, &f.FiredAt); err != nil {
 			return nil, storeError("find firings", err)
 		}
-		k.Period = odometer.Period(p)
-		out[k] = true
+		f.Period, f.FiredAt = odometer.Period(p), f.FiredAt.UTC()
+		out[f.FiringKey] = &f
 	}
 	return out, storeError("find firings", rows.Err())
 }

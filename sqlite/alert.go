@@ -121,8 +121,8 @@ func (s *Store) ScanAlertEvents(ctx context.Context, after, upto int64, eventTyp
 }
 
 // FindFirings implements odometer.AlertStore.
-func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map[odometer.FiringKey]bool, error) {
-	out := map[odometer.FiringKey]bool{}
+func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map[odometer.FiringKey]*odometer.AlertFiring, error) {
+	out := map[odometer.FiringKey]*odometer.AlertFiring{}
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
 		args := make([]any, 0, 4*n)
@@ -130,20 +130,21 @@ func (s *Store) FindFirings(ctx context.Context, keys []odometer.FiringKey) (map
 			args = append(args, k.AlertID, k.CustomerID, string(k.Period), k.PeriodKey)
 		}
 		keys = keys[n:]
-		rows, err := s.read.QueryContext(ctx, `SELECT alert_id, customer_id, period, period_key FROM alert_firings
+		rows, err := s.read.QueryContext(ctx, `SELECT alert_id, customer_id, period, period_key, value, fired_at FROM alert_firings
 			WHERE (alert_id, customer_id, period, period_key) IN (VALUES `+placeholders(n, 4)+`)`, args...)
 		if err != nil {
 			return nil, storeError("find firings", err)
 		}
 		for rows.Next() {
-			var k odometer.FiringKey
+			var f odometer.AlertFiring
 			var p string
-			if err := rows.Scan(&k.AlertID, &k.CustomerID, &p, &k.PeriodKey); err != nil {
+			var fired int64
+			if err := rows.Scan(&f.AlertID, &f.CustomerID, &p, &f.PeriodKey, &f.Value, &fired); err != nil {
 				rows.Close()
 				return nil, storeError("find firings", err)
 			}
-			k.Period = odometer.Period(p)
-			out[k] = true
+			f.Period, f.FiredAt = odometer.Period(p), fromMS(fired)
+			out[f.FiringKey] = &f
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

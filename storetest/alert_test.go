@@ -363,8 +363,11 @@ func TestAlertStore_FiredOnce(t *testing.T) {
 			t.Fatalf("FireAlerts from a watermark that is not the store's: %v, want ECONFLICT", err)
 		}
 		done, err := store.FindFirings(ctx, []odometer.FiringKey{firing("alr_o").FiringKey, firing("alr_missing").FiringKey})
-		if err != nil || len(done) != 1 || !done[firing("alr_o").FiringKey] {
+		if err != nil || len(done) != 1 || done[firing("alr_o").FiringKey] == nil {
 			t.Fatalf("FindFirings = %v, %v", done, err)
+		}
+		if f := done[firing("alr_o").FiringKey]; f.FiringKey != firing("alr_o").FiringKey || f.Value != 12 || !f.FiredAt.Equal(now) {
+			t.Errorf("FindFirings: %+v, want value 12 fired at %v", f, now)
 		}
 		ds, _, err := store.FindDeliveries(ctx, odometer.DeliveryFilter{Limit: 10})
 		if err != nil || len(ds) != 2 {
@@ -445,6 +448,128 @@ func TestAlertEvaluator_BehindTheAggregation(t *testing.T) {
 		}
 		if p := thresholdPayloads(t, store)["c7 alr_b 20260501"]; p.Value != 100 {
 			t.Fatalf("value %v, want 100", p.Value)
+		}
+	})
+}
+
+// TestAlertStatuses: the alerts that apply to a customer, each with its
+// period holding now (the customer's billing cycle for billing), the
+// customer's value so far from the folded and the pending events, and the
+// firing the evaluator recorded in that period, with its value and time.
+func TestAlertStatuses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, open func(tb testing.TB) odometer.Store) {
+		ctx := context.Background()
+		store := open(t)
+		cfg := aggConfig(t, `"periods": ["daily", "monthly", "billing"], "maxEventAge": "0",
+			"webhooks": [{"url": "https://billing.example.com/hooks", "secret": "whsec_alerts"}]`)
+		conf := func() *odometer.Config { return cfg }
+		clk := &clock{now: at(t, "2026-05-20T10:00:00Z")}
+		agg := &odometer.Aggregator{Store: store, Config: conf, Now: clk.Now, Customers: store}
+		ev := &odometer.AlertEvaluator{Store: store, Config: conf, Now: clk.Now, Customers: store}
+		anchor := at(t, "2026-01-15T00:00:00Z")
+		if err := odometer.SaveCustomer(ctx, store, &odometer.Customer{ID: "c1", BillingAnchor: &anchor, BillingInterval: odometer.IntervalMonth}, clk.Now(), cfg.Location); err != nil {
+			t.Fatal(err)
+		}
+		alerts := []*odometer.Alert{
+			newAlert("alr_own", "e.sum", "daily", 100, "c1", clk.Now()),
+			newAlert("alr_all", "e.count", "monthly", 3, "", clk.Now()),
+			newAlert("alr_cycle", "e.max", "billing", 50, "c1", clk.Now()),
+			newAlert("alr_other", "e.sum", "daily", 1, "c2", clk.Now()),
+			// An op alerts do not watch (the configuration changed under
+			// it): it sleeps.
+			newAlert("alr_avg", "e.avg", "daily", 1, "", clk.Now()),
+		}
+		for _, a := range alerts {
+			if err := store.CreateAlert(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq := 0
+		post := func(customer, typ string, v float64, tm time.Time) {
+			seq++
+			e := event(fmt.Sprintf("ev-%d", seq), customer, typ, v, tm)
+			e.ReceivedAt = clk.Now()
+			ingest(t, store, []odometer.Event{e})
+		}
+		// Yesterday's and the last cycle's events count in no period of now.
+		post("c1", "e.sum", 1000, at(t, "2026-05-19T10:00:00Z"))
+		post("c1", "e.max", 70, at(t, "2026-05-14T10:00:00Z"))
+		post("c1", "e.sum", 60, clk.Now())
+		post("c1", "e.count", 1, clk.Now())
+		post("c1", "e.max", 20, clk.Now())
+		post("c2", "e.sum", 5, clk.Now())
+		if _, err := agg.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := ev.RunOnce(ctx); err != nil || res.Fired != 1 {
+			t.Fatalf("first pass: %+v, %v; want c2's alert fired", res, err)
+		}
+		// c1 crosses 100 in the day; these events stay pending.
+		clk.Set(clk.Now().Add(5 * time.Minute))
+		firedAt := clk.Now()
+		post("c1", "e.sum", 45.5, clk.Now())
+		post("c1", "e.count", 1, clk.Now())
+		if res, err := ev.RunOnce(ctx); err != nil || res.Fired != 1 {
+			t.Fatalf("second pass: %+v, %v; want alr_own fired", res, err)
+		}
+		clk.Set(clk.Now().Add(time.Minute))
+		post("c1", "e.sum", 4.5, clk.Now())
+
+		if got := odometer.AlertsFor(alerts, "c1", true); len(got) != 2 || got[0].ID != "alr_own" || got[1].ID != "alr_cycle" {
+			t.Fatalf("AlertsFor own only: %v", got)
+		}
+		apply := odometer.AlertsFor(alerts, "c1", false)
+		var ids []string
+		for _, a := range apply {
+			ids = append(ids, a.ID)
+		}
+		if got, want := fmt.Sprint(ids), "[alr_own alr_all alr_cycle alr_avg]"; got != want {
+			t.Fatalf("AlertsFor c1: %s, want %s", got, want)
+		}
+		sts, err := odometer.AlertStatuses(ctx, store, store, store, cfg, "c1", apply, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		type want struct {
+			active     bool
+			key        string
+			start, end string
+			value      float64
+			count      int64
+			firedValue float64
+			firedAt    time.Time
+			fired      bool
+		}
+		for i, w := range []want{
+			{true, "20260520", "2026-05-20T00:00:00Z", "2026-05-21T00:00:00Z", 110, 3, 105.5, firedAt, true},
+			{true, "202605", "2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z", 2, 2, 0, time.Time{}, false},
+			{true, "20260515", "2026-05-15T00:00:00Z", "2026-06-15T00:00:00Z", 20, 1, 0, time.Time{}, false},
+			{false, "", "", "", 0, 0, 0, time.Time{}, false},
+		} {
+			s := sts[i]
+			if s.Alert != apply[i] || s.Active != w.active || s.PeriodKey != w.key || s.Value != w.value || s.Count != w.count {
+				t.Errorf("%s: %+v, want %+v", apply[i].ID, s, w)
+			}
+			if w.active && s.Location != cfg.Location {
+				t.Errorf("%s: zone %v, want the configuration's (c1 has none of its own)", apply[i].ID, s.Location)
+			}
+			if w.active && (!s.Start.Equal(at(t, w.start)) || !s.End.Equal(at(t, w.end))) {
+				t.Errorf("%s: period %v..%v, want %s..%s", apply[i].ID, s.Start, s.End, w.start, w.end)
+			}
+			if (s.Fired != nil) != w.fired {
+				t.Fatalf("%s: fired %+v, want fired %v", apply[i].ID, s.Fired, w.fired)
+			}
+			if w.fired && (s.Fired.Value != w.firedValue || !s.Fired.FiredAt.Equal(w.firedAt) || s.Fired.PeriodKey != w.key || s.Fired.CustomerID != "c1") {
+				t.Errorf("%s: fired %+v, want value %v at %v", apply[i].ID, s.Fired, w.firedValue, w.firedAt)
+			}
+		}
+		// The next day: another period, not fired, and its value anew.
+		sts, err = odometer.AlertStatuses(ctx, store, store, store, cfg, "c1", apply[:1], at(t, "2026-05-21T08:00:00Z"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := sts[0]; s.PeriodKey != "20260521" || s.Fired != nil || s.Value != 0 || s.Count != 0 {
+			t.Errorf("the next day: %+v", s)
 		}
 	})
 }

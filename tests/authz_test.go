@@ -111,6 +111,7 @@ var routeSamples = map[string]routeSample{
 	"PUT /customers/{id}":         {"/customers/cust_matrix", `{"name": "Matrix", "timezone": "Asia/Kolkata"}`, http.StatusOK},
 	"GET /customers/{id}":         {"/customers/cust_pinned", "", http.StatusOK},
 	"GET /customers":              {"/customers", "", http.StatusOK},
+	"GET /customers/{id}/alerts":  {"/customers/cust_pinned/alerts", "", http.StatusOK},
 	"POST /alerts":                {"/alerts", `{"meter": "api.calls", "period": "daily", "threshold": 100}`, http.StatusCreated},
 	"GET /alerts":                 {"/alerts", "", http.StatusOK},
 	"DELETE /alerts/{id}":         {"/alerts/alr_does_not_exist", "", http.StatusNotFound},
@@ -287,6 +288,7 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		"/customers/cust_pinned%20",
 		"/customers/cust_nobody",
 		"/alerts?customerId=cust_other",
+		"/customers/cust_other/alerts",
 	} {
 		probes++
 		a := srv.mustSend(t, "GET", path, pinned, nil)

@@ -894,6 +894,19 @@
       mount(h('h1', {}, 'Customer'), h('p', { class: 'meta' }, 'Open a customer by id, or pick one from the overview\u2019s top customers.'), customerLookup());
       return;
     }
+    // A key pinned to a customer sees what its customer sees: the portal
+    // view of its usage, not the operator's page. Another customer is the
+    // API's to refuse (404).
+    if (S.who && S.who.customer) {
+      if (id === S.who.customer) return toPortal();
+      api('customers/' + encodeURIComponent(id)).then(() => { if (gen === S.gen) toPortal(); }, (e) => {
+        if (gen !== S.gen) return;
+        if (e.status !== 404) return failed(e);
+        notFound('There is no customer \u201c' + id + '\u201d for this key.');
+        ready('not-found');
+      });
+      return;
+    }
     const range = RANGES[args.get('range')] ? args.get('range') : '30d';
     const win = WINDOWS.includes(args.get('window')) ? args.get('window') : 'day';
     const meters = meterList();
@@ -919,6 +932,8 @@
       return c;
     });
     const aggs = aggregationsSection(gen, id);
+    const cycle = cycleSection(gen, id, meters);
+    const alerts = alertsSection(gen, id);
     mount(
       h('h1', { 'data-customer': id }, 'Customer ', h('code', {}, id)),
       h('p', { class: 'meta', id: 'updated' }, 'Loading…'),
@@ -927,6 +942,8 @@
       scrollBox('This month against last month', h('table', { id: 'current' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Meter'), curHead, sameHead, h('th', { class: 'num' }, 'Change'), prevHead)),
         currentBody)),
+      cycle.section,
+      alerts.section,
       h('h2', {}, 'Usage over time'),
       h('div', { class: 'controls' }, rangeControls('', range, win, setArg), h('span', { class: 'meta' }, 'Times in ' + zone)),
       h('div', { class: 'charts' }, charts.map((c) => c.fig)),
@@ -968,6 +985,8 @@
         gauges.length && periods.includes(gaugePeriod) ? allAggregations({ customerId: id, period: gaugePeriod, from: iso(from) }) : null,
         gauges.length && fine ? allAggregations({ customerId: id, period: fine, from: iso(prev) }) : null,
         aggs.refresh(),
+        cycle.refresh(),
+        alerts.refresh(),
       ]);
       if (gen !== S.gen) return;
       const dayRange = (a, b) => {
@@ -1121,7 +1140,7 @@
     const names = types.filter((t) => t in a.events).concat(Object.keys(a.events).filter((t) => !types.includes(t)).sort());
     const win = { hourly: 'hour', daily: 'day', weekly: 'week', monthly: 'month', yearly: 'year' }[a.period];
     return h('tr', { 'data-id': a._id, 'data-revision': a.revision },
-      h('td', {}, windowLabel(win, Date.parse(a.periodStart), Date.parse(a.periodEnd) + 1), h('br', {}),
+      h('td', {}, win ? windowLabel(win, Date.parse(a.periodStart), Date.parse(a.periodEnd) + 1) : daysText(a.periodStart, a.periodEnd, zone), h('br', {}),
         h('span', { class: 'meta' }, a.period + ' ', h('span', { class: 'mono' }, a.periodKey))),
       h('td', {}, h('ul', { class: 'vals' }, names.map((t) => h('li', { 'data-event-type': t, 'data-value': a.events[t] },
         h('span', { class: 'meta' }, t + ' '), fmtNum(a.events[t]), h('span', { class: 'meta' }, ' (' + fmtNum(a.eventCounts[t] || 0) + ')'))))),
@@ -1138,6 +1157,105 @@
     }
     if (w.lastError) return [h('span', { class: 'pill bad' }, 'webhook failing'), h('div', { class: 'err' }, w.attempts + ' attempts: ' + w.lastError)];
     return h('span', { class: 'pill warn' }, w.attempts ? 'webhook retrying (' + w.attempts + ' attempts)' : 'webhook pending');
+  }
+
+  // ---- The customer's billing cycle and alerts ------------------------------------
+
+  // toPortal leaves the dashboard for the portal view, which shows a key
+  // pinned to a customer what its customer sees (portal.js).
+  function toPortal() {
+    location.replace(new URL('portal.html', location.href).href);
+  }
+
+  // dayIn is the calendar day of an instant in a time zone, YYYY-MM-DD.
+  function dayIn(ms, tz) {
+    const p = {};
+    for (const x of new Intl.DateTimeFormat('en-US', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date(ms))) p[x.type] = x.value;
+    return p.year + '-' + p.month + '-' + p.day;
+  }
+
+  // daysText is a period's first and last day in a zone: "2026-01-05 to
+  // 2026-02-04", or one day.
+  function daysText(start, end, tz) {
+    const a = dayIn(Date.parse(start), tz);
+    const b = dayIn(Date.parse(end), tz);
+    return a === b ? a : a + ' to ' + b;
+  }
+
+  // cycleSection shows the customer's billing settings and its current
+  // billing cycle, with each meter's usage in it so far (GET
+  // /customers/{id}: the cycle's bounds and values are the server's).
+  function cycleSection(gen, id, meters) {
+    const dates = h('p', { id: 'cycle-dates' }, '…');
+    const settings = h('dl', { class: 'kv', id: 'billing-settings' });
+    const body = h('tbody', {});
+    const section = h('section', { id: 'billing-cycle' },
+      h('h2', {}, 'Billing cycle'),
+      h('div', { class: 'card' }, dates, settings),
+      scrollBox('Usage in this billing cycle', h('table', { id: 'cycle-usage', class: 'compact' },
+        h('caption', { class: 'meta' }, 'Usage in this billing cycle so far'),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Meter'), h('th', { class: 'num' }, 'So far'), h('th', { class: 'num' }, 'Events'))), body)));
+    const refresh = async () => {
+      const c = (await api('customers/' + encodeURIComponent(id))).body;
+      if (gen !== S.gen) return;
+      const cyc = c.currentCycle;
+      const tz = cyc.timezone;
+      dates.replaceChildren(h('b', {}, daysText(cyc.periodStart, cyc.periodEnd, tz)), ' ', h('span', { class: 'pill' }, 'in progress'),
+        h('span', { class: 'meta' }, ' \u00b7 from ' + fmtTime(Date.parse(cyc.periodStart), 'full') + ' to ' + fmtTime(Date.parse(cyc.periodEnd) + 1, 'full') + ' (' + zone + ')'));
+      Object.assign(dates.dataset, { periodStart: cyc.periodStart, periodEnd: cyc.periodEnd, periodKey: cyc.periodKey, timezone: tz });
+      const profile = !!c.createdAt;
+      const interval = c.billingInterval || 'month';
+      settings.dataset.profile = profile;
+      settings.replaceChildren(
+        h('dt', {}, 'Settings'), h('dd', {}, profile ? 'the customer\u2019s profile' : 'the default (no billing profile)'),
+        h('dt', {}, 'Anchor'), h('dd', { id: 'billing-anchor' }, c.billingAnchor ? dayIn(Date.parse(c.billingAnchor), tz) + ' (cycles start on that day)' : 'none: cycles follow the calendar ' + interval),
+        h('dt', {}, 'Interval'), h('dd', { id: 'billing-interval' }, 'every ' + interval),
+        h('dt', {}, 'Time zone'), h('dd', { id: 'billing-zone' }, c.timezone || tz + ' (the configuration\u2019s)'));
+      const rows = meters.filter((m) => m.name in cyc.events).map((m) => h('tr', { 'data-meter': m.name, 'data-value': cyc.events[m.name] },
+        h('td', {}, h('span', { class: 'mname' }, m.name), ' ', h('span', { class: 'meta' }, opText(m))),
+        h('td', { class: 'num' }, fmtNum(cyc.events[m.name])), h('td', { class: 'num' }, fmtNum(cyc.eventCounts[m.name] || 0))));
+      body.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 3, class: 'meta' }, 'No usage in this cycle yet.'))]));
+    };
+    return { section, refresh };
+  }
+
+  // alertsSection lists the alerts that apply to the customer (its own and
+  // those of every customer), each with its usage in its current period
+  // against the threshold, and whether and when it fired in that period
+  // (GET /customers/{id}/alerts: the evaluator's record).
+  function alertsSection(gen, id) {
+    const body = h('tbody', {});
+    const section = h('section', { id: 'alerts-section' },
+      h('h2', {}, 'Usage alerts'),
+      h('p', { class: 'meta' }, 'An alert fires once per period, when the customer\u2019s value of its meter first reaches the threshold: a usage.threshold_reached notification.'),
+      scrollBox('Usage alerts', h('table', { id: 'alerts' },
+        h('thead', {}, h('tr', {}, ['Meter', 'Period', 'Applies to', 'This period', 'Usage so far', 'Threshold', 'Fired'].map((x, i) =>
+          h('th', { class: i === 4 || i === 5 ? 'num' : null }, x)))), body)));
+    const refresh = async () => {
+      const r = (await api('customers/' + encodeURIComponent(id) + '/alerts')).body;
+      if (gen !== S.gen) return;
+      const rows = r.alerts.map((a) => alertRow(a));
+      body.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'meta' }, 'No alert applies to this customer.'))]));
+    };
+    return { section, refresh };
+  }
+
+  function alertRow(a) {
+    const share = a.threshold > 0 ? Math.min(1, a.value / a.threshold) : 0;
+    const fired = a.fired;
+    return h('tr', { 'data-alert-id': a.id, 'data-period-key': a.periodKey || '', 'data-value': a.value, 'data-threshold': a.threshold,
+      'data-fired-at': fired ? fired.firedAt : '' },
+      h('td', { class: 'mono' }, a.meter),
+      h('td', {}, a.period),
+      h('td', {}, a.customerId ? 'this customer' : 'every customer'),
+      h('td', { class: 'period' }, a.active ? [daysText(a.periodStart, a.periodEnd, a.timezone || zone),
+        h('br', {}), h('span', { class: 'meta' }, a.period + ' ' + a.periodKey)] : h('span', { class: 'meta' }, 'asleep: the configuration lacks its meter or period')),
+      h('td', { class: 'num usage' }, a.active ? [fmtNum(a.value), h('br', {}),
+        h('progress', { max: 1, value: share, 'aria-label': a.meter + ': ' + Math.round(share * 100) + '% of the threshold' }),
+        h('span', { class: 'meta' }, ' ' + Math.floor((a.value / a.threshold) * 100) + '%')] : '—'),
+      h('td', { class: 'num' }, fmtNum(a.threshold)),
+      h('td', { class: 'fired' }, fired ? [h('span', { class: 'pill ok' }, 'fired'), ' ', fmtTime(Date.parse(fired.firedAt), 'full'),
+        h('br', {}), h('span', { class: 'meta' }, 'at ' + fmtNum(fired.value))] : h('span', { class: 'pill' }, a.active ? 'not yet' : 'asleep')));
   }
 
   // ---- Webhooks and deliveries ----------------------------------------------------
@@ -1309,6 +1427,8 @@
   // ---- Configuration --------------------------------------------------------
 
   function configPage(gen) {
+    // The configuration is the vendor's: a pinned key sees its usage only.
+    if (S.who && S.who.customer) return toPortal();
     const c = S.config;
     const meters = meterList();
     const hooks = c.webhooks || [];

@@ -1,11 +1,16 @@
-// The portal: one customer's usage, opened by a link that carries a
-// signed token after the '#'. It shows that customer's meters per period,
-// with their descriptions, and nothing of the vendor's internals.
+// The portal: one customer's usage, and nothing of the vendor's
+// internals. It opens with a portal link, which carries a signed token
+// after the '#', or from the dashboard with a read key pinned to a
+// customer (kept in the tab's session storage by the dashboard's sign-in):
+// both see this same view of GET /portal/usage.
 "use strict";
 (function () {
   const view = document.getElementById("view");
   const msg = document.getElementById("msg");
-  const token = decodeURIComponent(location.hash.slice(1));
+  const hash = decodeURIComponent(location.hash.slice(1));
+  const KEY = "odometer.key";
+  const key = hash.startsWith("odp_") ? "" : sessionStorage.getItem(KEY) || "";
+  const token = hash.startsWith("odp_") ? hash : key;
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -16,12 +21,19 @@
     return e;
   }
 
-  function fail(text) {
+  // signOut forgets the pinned key and goes back to the dashboard's sign-in.
+  function signOut() {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem("odometer.who");
+    location.replace(new URL("./#/signin", location.href).href);
+  }
+
+  function fail(text, advice) {
     view.replaceChildren(el("section", { class: "card" },
-      el("h1", { text: "This link cannot be opened" }),
+      el("h1", { text: key ? "This page cannot be opened" : "This link cannot be opened" }),
       el("p", { text: text }),
-      el("p", { text: "Ask your provider for a new link." })));
-    document.title = "Link not valid";
+      el("p", { text: advice || (key ? "Sign in again with your key." : "Ask your provider for a new link.") })));
+    document.title = key ? "Usage not available" : "Link not valid";
     document.body.dataset.ready = "portal-error";
   }
 
@@ -35,17 +47,6 @@
       throw e;
     }
     return body;
-  }
-
-  // The customer the token was made for, for the heading only: the server
-  // decides what the token may read.
-  function customerOf(t) {
-    try {
-      const b64 = t.slice(4, t.indexOf(".")).replace(/-/g, "+").replace(/_/g, "/");
-      const raw = atob(b64 + "===".slice((b64.length + 3) % 4));
-      const bytes = Uint8Array.from(raw.slice(8), (c) => c.charCodeAt(0));
-      return new TextDecoder().decode(bytes);
-    } catch (_) { return ""; }
   }
 
   const fmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
@@ -67,18 +68,25 @@
   }
 
   async function main() {
-    if (!token.startsWith("odp_")) {
+    if (key) {
+      document.getElementById("who").hidden = false;
+      document.getElementById("signout").addEventListener("click", signOut);
+    }
+    if (!token) {
       fail("This page opens with a usage link; this address has none.");
       return;
     }
-    const customer = customerOf(token);
     let view0;
     try {
       view0 = await get("/portal/usage");
     } catch (e) {
-      fail(e.message);
+      // A key that reads every customer names none: the dashboard is its page.
+      if (key && e.status === 400) fail("This page shows the usage of the customer a key is pinned to; this key is not pinned to one.", "Open the dashboard instead.");
+      else fail(e.message);
       return;
     }
+    const customer = view0.customerId;
+    if (key) document.getElementById("who-label").textContent = "Customer " + customer;
     const meters = view0.meters.map((m) => ({ name: m.name, description: m.description || "", unit: m.unit ? m.unit + "s" : "" }));
     const aggs = view0.periods.map((p) => Object.assign({ period: view0.period }, p));
     const h1 = el("h1", { text: customer ? "Usage of " + customer : "Usage" });
@@ -102,8 +110,12 @@
     const csv = [["meter", "group", ...periods.map((a) => a.periodKey)]];
     for (const m of meters) {
       if (!periods.some((a) => m.name in a.events)) continue;
-      const row = el("tr", {}, el("th", { scope: "row", text: m.name }), el("td", { text: [m.description, m.unit].filter(Boolean).join(", ") }));
-      for (const a of periods) row.append(el("td", { class: "num", text: m.name in a.events ? fmt.format(a.events[m.name]) : "" }));
+      const row = el("tr", { "data-meter": m.name }, el("th", { scope: "row", text: m.name }), el("td", { text: [m.description, m.unit].filter(Boolean).join(", ") }));
+      for (const a of periods) {
+        const cell = el("td", { class: "num", "data-key": a.periodKey, text: m.name in a.events ? fmt.format(a.events[m.name]) : "" });
+        if (m.name in a.events) cell.dataset.value = a.events[m.name];
+        row.append(cell);
+      }
       body.append(row);
       csv.push([m.name, "", ...periods.map((a) => (m.name in a.events ? a.events[m.name] : ""))]);
       const groups = new Map();

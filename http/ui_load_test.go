@@ -36,29 +36,60 @@ import (
 )
 
 // loadConfig has no webhook: a year of completed periods would otherwise
-// fill the outbox with millions of deliveries that no receiver takes.
+// fill the outbox with millions of deliveries that no receiver takes. It
+// has one grouped meter (tokens by model) and the billing period, which
+// the customer directory orders by; no hourly period, which would add a
+// row per event hour (the pages read hours from the buckets, not from
+// hourly aggregations).
 const loadConfig = `{
-  "periods": ["hourly", "daily", "weekly", "monthly", "yearly"],
+  "periods": ["daily", "weekly", "monthly", "yearly", "billing"],
   "maxEventAge": "0",
   "events": {
     "api.calls":        { "op": "sum" },
     "storage.bytes":    { "op": "max" },
-    "response.time.ms": { "op": "avg" }
+    "response.time.ms": { "op": "avg" },
+    "llm.request":      { "op": "count" }
+  },
+  "meters": {
+    "llm.tokens": { "eventType": "llm.request", "op": "sum", "value": "$.tokens", "groupBy": ["model"] }
   }
 }`
 
-var loadTypes = []string{"api.calls", "storage.bytes", "response.time.ms"}
+var (
+	loadTypes  = []string{"api.calls", "storage.bytes", "response.time.ms"}
+	loadModels = []string{"gpt-4o", "claude", "llama"}
+)
 
+// The store's shape: every customer, once every loadEvery days over the
+// loadDays before the clock (on a day of its own, at an hour of its own),
+// sends one llm.request (tokens of one of three models) and one event of
+// one of the three template types, in turn: 52 events a customer, 5.2
+// million for 100,000 customers. One customer in loadAnchored has a
+// billing anchor of its own (a day of the month from its id), so that the
+// billing cycles do not all start on the 1st.
 const (
-	loadDays  = 365
-	loadBatch = 10_000
+	loadDays     = 365
+	loadEvery    = 14
+	loadBatch    = 10_000
+	loadAnchored = 100
 )
 
 func loadCustomers() int {
 	if n, err := strconv.Atoi(os.Getenv("ODOMETER_UI_LOAD_CUSTOMERS")); err == nil && n > 0 {
 		return n
 	}
-	return 10_000
+	return 100_000
+}
+
+// loadEvents is how many events the store of n customers holds.
+func loadEvents(n int) int {
+	total := 0
+	for c := 0; c < n; c++ {
+		for d := c % loadEvery; d < loadDays; d += loadEvery {
+			total += 2
+		}
+	}
+	return total
 }
 
 // loadStore returns the path of the built store of n customers, building
@@ -66,7 +97,7 @@ func loadCustomers() int {
 func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	t.Helper()
 	dir := filepath.Join(os.TempDir(), "odometer-uiload-"+ingestbench.MigrationsHash(t))
-	path := filepath.Join(dir, fmt.Sprintf("store-%d.db", n))
+	path := filepath.Join(dir, fmt.Sprintf("store-%d-every%d-grouped.db", n, loadEvery))
 	if _, err := os.Stat(path); err == nil {
 		t.Logf("using the store built before: %s", path)
 		return path
@@ -85,6 +116,16 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	}
 	start := time.Now()
 	first := testNow.Truncate(24*time.Hour).AddDate(0, 0, -loadDays)
+	for c := 0; c < n; c += loadAnchored {
+		anchor := time.Date(2025, 1, 1+c/loadAnchored%28, 0, 0, 0, 0, time.UTC)
+		p := &odometer.Customer{ID: loadCustomerID(c), Name: fmt.Sprintf("Customer %d", c), BillingAnchor: &anchor, UpdatedAt: first}
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutCustomer(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
 	batch := make([]odometer.Event, 0, loadBatch)
 	flush := func() {
 		if len(batch) == 0 {
@@ -97,26 +138,29 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	}
 	for d := 0; d < loadDays; d++ {
 		day := first.AddDate(0, 0, d)
-		for c := 0; c < n; c++ {
-			at := day.Add(time.Duration((c+d)%24)*time.Hour + time.Duration(c%60)*time.Minute)
-			batch = append(batch, odometer.Event{
-				ID: odometer.NewID("evt_"), EventType: loadTypes[(c+d)%len(loadTypes)], CustomerID: fmt.Sprintf("cust_%05d", c),
-				Value: float64((c*7+d)%100 + 1), Time: at, ReceivedAt: at,
-			})
-			if len(batch) == loadBatch {
+		for c := d % loadEvery; c < n; c += loadEvery {
+			at := day.Add(time.Duration(c%24)*time.Hour + time.Duration(c%60)*time.Minute)
+			k := d / loadEvery
+			batch = append(batch,
+				odometer.Event{ID: odometer.NewID("evt_"), EventType: loadTypes[(c+k)%len(loadTypes)], CustomerID: loadCustomerID(c),
+					Value: float64((c*7+d)%100 + 1), Time: at, ReceivedAt: at},
+				odometer.Event{ID: odometer.NewID("evt_"), EventType: "llm.request", CustomerID: loadCustomerID(c), Value: 1,
+					Metadata: []byte(fmt.Sprintf(`{"model":%q,"tokens":%d}`, loadModels[(c+k)%len(loadModels)], (c*13+d*7)%5000+100)),
+					Time:     at.Add(time.Minute), ReceivedAt: at.Add(time.Minute)})
+			if len(batch) >= loadBatch {
 				flush()
 			}
 		}
 	}
 	flush()
 	inserted := time.Since(start)
-	agg := &odometer.Aggregator{Store: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return testNow }}
+	agg := &odometer.Aggregator{Store: s, Customers: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return testNow }}
 	start = time.Now()
 	res, err := agg.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("built %s: %d events inserted in %v, aggregated in %v (%d aggregations)", path, n*loadDays,
+	t.Logf("built %s: %d events inserted in %v, aggregated in %v (%d aggregations)", path, loadEvents(n),
 		inserted.Round(time.Second), time.Since(start).Round(time.Second), res.AggregationsCreated)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -126,6 +170,8 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	}
 	return path
 }
+
+func loadCustomerID(c int) string { return fmt.Sprintf("cust_%06d", c) }
 
 // byteCounter counts the bytes of the response bodies it serves, as sent
 // (compressed when they are).
@@ -227,7 +273,7 @@ func TestUI_Load(t *testing.T) {
 	warm := mustEval[pageLoad](t, tab, measureLoad)
 	sort.Slice(cold, func(i, j int) bool { return cold[i].Rendered < cold[j].Rendered })
 	t.Logf("%d customers, %d events: overview rendered (cold GET /stats) median %.0f ms, max %.0f ms; warm %.0f ms",
-		n, n*loadDays, cold[loads/2].Rendered, cold[loads-1].Rendered, warm.Rendered)
+		n, loadEvents(n), cold[loads/2].Rendered, cold[loads-1].Rendered, warm.Rendered)
 	totals := make([]float64, loads)
 	for i, c := range cold {
 		totals[i] = c.Totals

@@ -167,7 +167,8 @@ type uiState struct {
 	mu     sync.Mutex
 	cached *storeStats
 
-	totals totalsCache
+	totals    totalsCache
+	directory directoryCache
 }
 
 // setupUI counts the events stored through s.Events per minute, for the

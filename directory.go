@@ -66,16 +66,20 @@ type CycleAggregation struct {
 func RankUsage(cfg *Config, aggs []CycleAggregation) map[string]UsageRanking {
 	names := cfg.MeterNames()
 	out := make(map[string]UsageRanking, len(names))
-	for _, name := range names {
+	meters := make([]*Meter, len(names))
+	kinds := make([]State, len(names)) // an empty state of each meter, to compare kinds with
+	for i, name := range names {
 		out[name] = make(UsageRanking, 0, len(aggs))
+		meters[i] = cfg.Meter(name)
+		kinds[i] = meters[i].NewState()
 	}
 	for _, ca := range aggs {
 		a := ca.Aggregation
 		cyc := &UsageCycle{Key: a.PeriodKey, Start: a.PeriodStart, End: a.PeriodEnd}
-		for _, name := range names {
+		for i, name := range names {
 			u := CustomerUsage{CustomerID: a.CustomerID, Cycle: cyc, Profile: ca.Profile}
-			m := cfg.Meter(name)
-			if st := a.States[name]; st != nil && st.Count() > 0 && sameKind(m.NewState(), st) {
+			m := meters[i]
+			if st := a.States[name]; st != nil && st.Count() > 0 && sameKind(kinds[i], st) {
 				u.Value, u.Count = m.ValueOf(st, a.PeriodStart, a.PeriodEnd), st.Count()
 				if math.IsNaN(u.Value) || math.IsInf(u.Value, 0) {
 					u.Value = 0

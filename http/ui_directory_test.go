@@ -104,8 +104,7 @@ func TestUI_Directory(t *testing.T) {
 		t.Fatal("13 customers in pages of 5: no second page")
 	}
 	// Options: every meter of GET /config, and the id.
-	var opts []string
-	opts = mustEval[[]string](t, tab, `[...document.querySelectorAll('#dir-sort option')].map(o => o.value)`)
+	opts := mustEval[[]string](t, tab, `[...document.querySelectorAll('#dir-sort option')].map(o => o.value)`)
 	if got, want := strings.Join(opts, " "), "id "+strings.Join(uiMeters, " "); got != want {
 		t.Errorf("sort options %s, want %s", got, want)
 	}

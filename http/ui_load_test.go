@@ -1,17 +1,19 @@
 package http
 
-// The dashboard's load over a large store, in headless Chromium: the time
-// from navigation to the overview rendered, and the bytes transferred.
-// It needs minutes to build its store the first time (then cached under
-// os.TempDir()), so it runs only with ODOMETER_UI_LOAD_TEST=1:
+// The dashboard's load over a large store, in headless Chromium: for the
+// overview, the customer directory (by a meter's usage this cycle), a
+// search in it and a customer page, the time from navigation to the page
+// rendered and the bytes transferred. It needs minutes to build its store
+// the first time (then cached under os.TempDir()), so it runs only with
+// ODOMETER_UI_LOAD_TEST=1:
 //
 //	ODOMETER_UI_LOAD_TEST=1 go test ./http/ -run TestUI_Load -v
 //
-// The store: ODOMETER_UI_LOAD_CUSTOMERS customers (default 10,000), each
-// with one event a day for the 365 days before the clock (3.65 million
-// events), through the store's CreateEvents in batches of 10,000, then
-// one aggregation run (all five periods). docs/DASHBOARD.md and
-// docs/PERFORMANCE.md keep the figures.
+// The store: ODOMETER_UI_LOAD_CUSTOMERS customers (default 100,000), each
+// with 52 events over the 365 days before the clock (see loadEvery), one
+// grouped meter, through the store's CreateEvents in batches of 10,000,
+// then one aggregation run. docs/DASHBOARD.md and docs/PERFORMANCE.md keep
+// the figures.
 
 import (
 	"context"

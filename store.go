@@ -134,6 +134,13 @@ type AggregationStore interface {
 	// the meter) for UTC hours fromHour..toHour, and its events of every
 	// type not yet folded into any bucket.
 	FindCustomerUsage(ctx context.Context, customerID string, fromHour, toHour int64) ([]Bucket, []Event, error)
+	// FindCycleAggregations returns every customer's open (not complete)
+	// aggregation of period p that holds at (PeriodStart <= at <
+	// PeriodEnd), each with its customer's profile (nil without one), in
+	// no particular order: the customers' current cycles, for the
+	// directory's order by usage. Of each aggregation only the customer,
+	// period, key, bounds and states are read.
+	FindCycleAggregations(ctx context.Context, p Period, at time.Time) ([]CycleAggregation, error)
 }
 
 // AggregationTx is the write side of one aggregation step.

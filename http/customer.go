@@ -22,6 +22,9 @@ type CustomerRecord struct {
 	FirstEventAt    string          `json:"firstEventAt,omitempty"`
 	LastEventAt     string          `json:"lastEventAt,omitempty"`
 	CurrentCycle    *CycleRecord    `json:"currentCycle,omitempty"`
+	// Usage is the customer's usage of one meter in its current cycle, in
+	// GET /customers?sort=usage.
+	Usage *UsageRecord `json:"usage,omitempty"`
 }
 
 // CycleRecord is a billing cycle and its usage so far, in GET
@@ -173,8 +176,9 @@ func (s *Server) writeCustomer(w http.ResponseWriter, r *http.Request, id string
 }
 
 // handleCustomers is GET /customers: profiles and customers seen through
-// events, sorted by id, paged by X-Next-Cursor. A pinned key sees its own
-// customer only.
+// events, sorted by id, paged by X-Next-Cursor; or, with sort=usage, the
+// customers with usage in their current cycle by a meter's value in it
+// (see customersByUsage). A pinned key sees its own customer only.
 func (s *Server) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := odometer.CustomerFilter{Q: q.Get("q"), ID: pinned(r), Cursor: q.Get("cursor")}
@@ -185,6 +189,23 @@ func (s *Server) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(f.Q) > odometer.MaxCustomerBytes {
 		s.writeError(w, r, odometer.Errorf(odometer.EINVALID, "q must be at most %d bytes", odometer.MaxCustomerBytes))
+		return
+	}
+	switch q.Get("sort") {
+	case "", "id":
+		if o := q.Get("order"); o != "" && o != "asc" {
+			s.writeError(w, r, odometer.Errorf(odometer.EINVALID, "order=%s needs sort=usage: customers by id are listed in ascending order only", clip(o)))
+			return
+		}
+		if q.Has("meter") {
+			s.writeError(w, r, odometer.Errorf(odometer.EINVALID, "meter needs sort=usage: customers by id are not ordered by a meter"))
+			return
+		}
+	case "usage":
+		s.customersByUsage(w, r, f)
+		return
+	default:
+		s.writeError(w, r, odometer.Errorf(odometer.EINVALID, "sort must be id or usage, not %q", clip(q.Get("sort"))))
 		return
 	}
 	list, next, err := s.Customers.FindCustomers(r.Context(), f)
@@ -200,4 +221,12 @@ func (s *Server) handleCustomers(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Next-Cursor", next)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// clip shortens a parameter quoted back in an error message.
+func clip(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "..."
+	}
+	return v
 }

@@ -337,6 +337,10 @@ func TestOpenAPI_Validator(t *testing.T) {
 		add("POST /deliveries/{id}/retry", "POST", "/deliveries/"+delivered+"/retry", "admin", "", 409)
 		add("POST /deliveries/{id}/retry", "POST", "/deliveries/msg_nope/retry", "admin", "", 404)
 
+		add("GET /customers", "GET", "/customers?sort=usage&meter=api.calls", "read", "", 200)
+		add("GET /customers", "GET", "/customers?sort=usage&meter=api.calls&order=asc&limit=1", "pinned", "", 200)
+		add("GET /customers", "GET", "/customers?sort=usage&meter=nope", "read", "", 400)
+		add("GET /customers", "GET", "/customers?sort=usage&meter=api.calls&cursor=bad", "read", "", 400)
 		add("POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", "admin", `{"expiresIn": "2h"}`, 200)
 		add("POST /customers/{id}/portal", "POST", "/customers/cust_a/portal", "admin", `{"expiresIn": "100d"}`, 400)
 		add("GET /portal/usage", "GET", "/portal/usage?customerId=cust_a", "read", "", 200)

@@ -167,7 +167,8 @@ type uiState struct {
 	mu     sync.Mutex
 	cached *storeStats
 
-	totals totalsCache
+	totals    totalsCache
+	directory directoryCache
 }
 
 // setupUI counts the events stored through s.Events per minute, for the
@@ -272,7 +273,12 @@ const topN = 10
 
 // storeStats is the part of GET /stats read from the store.
 type storeStats struct {
-	at          time.Time
+	at time.Time
+	// rankedAt and watermark are when the month's ranking was read, and
+	// the run state's watermark then.
+	rankedAt    time.Time
+	watermark   int64
+	cfg         *odometer.Config
 	backlog     odometer.Backlog
 	deliveries  map[string]int64
 	month       *monthJSON
@@ -298,15 +304,29 @@ const statsPage = 1000
 
 // readStoreStats reads the backlog, the delivery counts, and the monthly
 // aggregations of the month of now, every page of them, keeping the top
-// customers of each event type.
-func (s *Server) readStoreStats(ctx context.Context, cfg *odometer.Config, now time.Time) (*storeStats, error) {
-	st := &storeStats{at: now, top: map[string][]topCustomer{}}
+// customers of each event type. The ranking of prev is kept instead while
+// no aggregation run has folded events since it was read (the run state's
+// watermark has not moved), for up to totalsMaxAge: the aggregations
+// change only in a run, and reading a month of 100,000 customers takes
+// about a second.
+func (s *Server) readStoreStats(ctx context.Context, cfg *odometer.Config, now time.Time, prev *storeStats) (*storeStats, error) {
+	st := &storeStats{at: now, rankedAt: now, cfg: cfg, top: map[string][]topCustomer{}}
 	var err error
 	if st.backlog, err = s.Aggs.Backlog(ctx); err != nil {
 		return nil, err
 	}
 	if st.deliveries, err = s.Deliveries.CountDeliveries(ctx); err != nil {
 		return nil, err
+	}
+	run, err := s.Aggs.RunState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.watermark = run.Watermark
+	if prev != nil && prev.cfg == cfg && !now.Before(prev.rankedAt) && now.Sub(prev.rankedAt) < totalsMaxAge && prev.watermark == run.Watermark &&
+		!run.InProgress() && prev.month != nil && odometer.Monthly.Key(now.In(cfg.Location)) == prev.month.PeriodKey {
+		st.rankedAt, st.month, st.customers, st.top, st.monthlyNote = prev.rankedAt, prev.month, prev.customers, prev.top, prev.monthlyNote
+		return st, nil
 	}
 	for name := range cfg.Events {
 		st.top[name] = []topCustomer{}
@@ -382,7 +402,7 @@ func (s *Server) storeStats(ctx context.Context, cfg *odometer.Config, now time.
 		odometer.Monthly.Key(now.In(cfg.Location)) == c.month.PeriodKey {
 		return c, nil
 	}
-	st, err := s.readStoreStats(ctx, cfg, now)
+	st, err := s.readStoreStats(ctx, cfg, now, s.ui.cached)
 	if err != nil {
 		return nil, err
 	}

@@ -343,6 +343,26 @@ func TestStats(t *testing.T) {
 			}
 		})
 
+		// Past the 10 s, the backlog is read again, the ranking only once
+		// a run has folded events.
+		t.Run("RankingUntilARun", func(t *testing.T) {
+			ts.MustDo(t, 201, "POST", "/usage/api.calls", ts.IngestKey, `{"customerId": "c05", "value": 1000, "timestamp": "2026-01-10T08:00:00Z"}`)
+			ts.SetNow(testNow.Add(115 * time.Second))
+			st := stats(ts.ReadKey)
+			if got, want := st.Backlog, int64(1); got != want {
+				t.Errorf("backlog %d, want %d", got, want)
+			}
+			if top := st.TopCustomers["api.calls"]; len(top) == 0 || top[0].CustomerID != "c12" || st.Customers != 12 {
+				t.Errorf("before a run: top %v, customers %d; want c12 first, as folded, and 12", top, st.Customers)
+			}
+			ts.mustTrigger(t)
+			ts.SetNow(testNow.Add(130 * time.Second))
+			st = stats(ts.ReadKey)
+			if top := st.TopCustomers["api.calls"]; st.Backlog != 0 || len(top) == 0 || top[0].CustomerID != "c05" || top[0].Value != 1050 {
+				t.Errorf("after a run: backlog %d, top %v; want 0 and c05=1050 first", st.Backlog, top)
+			}
+		})
+
 		t.Run("ErrPinned", func(t *testing.T) {
 			pinned := ts.MustCreateKey(t, odometer.ScopeRead, "c01")
 			ts.MustDo(t, 404, "GET", "/stats", pinned, "")

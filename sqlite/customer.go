@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/odometer-dev/odometer"
 )
@@ -233,4 +234,48 @@ func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string,
 // events past the watermark, in one snapshot.
 func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHour, toHour int64) ([]odometer.Bucket, []odometer.Event, error) {
 	return s.findUsage(ctx, "find customer usage", customerID, "", "", fromHour, toHour)
+}
+
+// FindCycleAggregations implements odometer.AggregationStore: a range of
+// the index of the open aggregations (period, then end), and each
+// customer's profile by its key.
+func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at time.Time) ([]odometer.CycleAggregation, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT a.customer_id, a.period_key, a.period_start, a.period_end, a.states,
+			c.id IS NOT NULL, coalesce(c.name, ''), coalesce(c.timezone, ''), c.billing_anchor, coalesce(c.billing_interval, ''),
+			coalesce(c.metadata, '{}'), coalesce(c.created_at, 0), coalesce(c.updated_at, 0), coalesce(c.billing_history, '[]')
+		FROM aggregations a LEFT JOIN customers c ON c.id = a.customer_id
+		WHERE a.complete = 0 AND a.period = ?1 AND a.period_end > ?2 AND a.period_start <= ?2`, string(p), ms(at))
+	if err != nil {
+		return nil, storeError("find cycle aggregations", err)
+	}
+	defer rows.Close()
+	var out []odometer.CycleAggregation
+	for rows.Next() {
+		a := &odometer.Aggregation{Period: p}
+		var c odometer.Customer
+		var start, end, created, updated int64
+		var states []byte
+		var hasProfile bool
+		var anchor sql.NullInt64
+		var interval, meta, history string
+		if err := rows.Scan(&a.CustomerID, &a.PeriodKey, &start, &end, &states, &hasProfile, &c.Name, &c.Timezone, &anchor, &interval,
+			&meta, &created, &updated, &history); err != nil {
+			return nil, storeError("find cycle aggregations", err)
+		}
+		a.PeriodStart, a.PeriodEnd = fromMS(start), fromMS(end)
+		if a.States, err = odometer.DecodeStates(states); err != nil {
+			return nil, storeError("find cycle aggregations", err)
+		}
+		ca := odometer.CycleAggregation{Aggregation: a}
+		if hasProfile {
+			c.ID, c.BillingAnchor, c.BillingInterval, c.Metadata = a.CustomerID, fromNullMS(anchor), odometer.BillingInterval(interval), []byte(meta)
+			c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+			if c.BillingHistory, err = odometer.DecodeBillingHistory(history); err != nil {
+				return nil, storeError("find cycle aggregations", err)
+			}
+			ca.Profile = &c
+		}
+		out = append(out, ca)
+	}
+	return out, storeError("find cycle aggregations", rows.Err())
 }

@@ -320,6 +320,14 @@ func TestPinnedKeyIsolation(t *testing.T) {
 		customerPaths = append(customerPaths, "/customers?cursor="+url.QueryEscape(cursor))
 		cursor = srv.mustSend(t, "GET", "/customers?limit=1&cursor="+url.QueryEscape(cursor), srv.Key, nil).Header.Get("X-Next-Cursor")
 	}
+	// And by this cycle's usage, with the cursors of an unpinned listing
+	// by usage.
+	const byUsage = "/customers?sort=usage&meter=api.calls"
+	customerPaths = append(customerPaths, byUsage, byUsage+"&order=asc", byUsage+"&q=cust_other", byUsage+"&limit=1")
+	for cursor := srv.mustSend(t, "GET", byUsage+"&limit=1", srv.Key, nil).Header.Get("X-Next-Cursor"); cursor != ""; {
+		customerPaths = append(customerPaths, byUsage+"&cursor="+url.QueryEscape(cursor), byUsage+"&order=asc&cursor="+url.QueryEscape(cursor))
+		cursor = srv.mustSend(t, "GET", byUsage+"&limit=1&cursor="+url.QueryEscape(cursor), srv.Key, nil).Header.Get("X-Next-Cursor")
+	}
 	for _, path := range customerPaths {
 		probes++
 		a := srv.mustSend(t, "GET", path, pinned, nil)
@@ -336,7 +344,7 @@ func TestPinnedKeyIsolation(t *testing.T) {
 				t.Errorf("GET %s with a pinned key lists %s", path, c.ID)
 			}
 		}
-		if path == "/customers" && len(list) != 1 {
+		if (path == "/customers" || path == byUsage) && len(list) != 1 {
 			t.Errorf("GET /customers with a pinned key: %.300s, want cust_pinned", a.Body)
 		}
 	}

@@ -369,7 +369,7 @@ func hostileStored(t *testing.T, srv *server) int {
 
 // hostileConfig is the configuration of the corpus's server.
 const hostileConfig = `{
-  "periods": ["hourly", "daily"],
+  "periods": ["hourly", "daily", "monthly"],
   "events": {
     "api.calls": { "op": "sum" },
     "storage.bytes": { "op": "max" },

@@ -571,6 +571,7 @@
       const n = a.dataset.nav;
       a.classList.toggle('on', n === page);
       if (n === 'overview') a.hidden = !!who.customer;
+      if (n === 'customers') a.hidden = !!who.customer;
       if (n === 'deliveries') a.hidden = who.scope !== 'admin';
       if (n === 'customer') a.href = who.customer ? '#/customer/' + encodeURIComponent(who.customer) : '#/customer';
     }
@@ -605,7 +606,7 @@
     header(seg[0]);
     document.body.dataset.view = seg[0];
     delete document.body.dataset.ready;
-    const pages = { overview: overviewPage, customer: customerPage, deliveries: deliveriesPage, config: configPage };
+    const pages = { overview: overviewPage, customers: directoryPage, customer: customerEntry, deliveries: deliveriesPage, config: configPage };
     const page = pages[seg[0]];
     if (!page) return notFound('There is no page “' + seg[0] + '”.');
     loadConfig().then(() => {
@@ -745,6 +746,140 @@
     if (m.op === 'integral') return { value: inside.reduce((a, p) => a + p.value, 0), count };
     const span = Math.max(1, to - from);
     return { value: inside.reduce((a, p) => a + p.value * (Math.min(p.end, to) - p.start), 0) / span, count };
+  }
+
+  // ---- Customer directory -------------------------------------------------------
+
+  // directoryTrail holds the cursors of the directory's pages before the
+  // one shown ('' for the first), for Previous. A new search, sort or
+  // order starts it afresh.
+  const directoryTrail = [];
+
+  // directoryPage is #/customers: every customer, by id, or by a meter's
+  // usage in each customer's current cycle (GET /customers?sort=usage),
+  // searched by a prefix of the id or name, a page at a time.
+  function directoryPage(gen, seg, args) {
+    if (S.who && S.who.customer) return notFound('The customer directory lists every customer; this key sees one customer only.');
+    const meters = meterList();
+    const periods = S.config.periods || [];
+    // The cycle's usage comes from the billing period's aggregations, or
+    // the month's.
+    const cycle = periods.includes('billing') ? 'billing' : (periods.includes('monthly') ? 'monthly' : '');
+    let meter = cycle ? meters.find((m) => m.name === args.get('meter')) : null;
+    if (cycle && !meter && args.get('sort') !== 'id') meter = meters[0] || null;
+    const order = args.get('order') === 'asc' ? 'asc' : 'desc';
+    const text = (args.get('q') || '').trim();
+    const cursor = args.get('cursor') || '';
+    const limit = Math.min(1000, Math.max(1, Math.floor(Number(args.get('limit'))) || 50));
+    const setArgs = (changes) => {
+      const a = new URLSearchParams(args);
+      for (const [k, v] of Object.entries(changes)) {
+        if (v) a.set(k, v); else a.delete(k);
+      }
+      location.hash = '#/customers?' + a.toString();
+    };
+    const restart = (changes) => {
+      directoryTrail.length = 0;
+      setArgs(Object.assign({ cursor: '' }, changes));
+    };
+    const search = h('input', { id: 'dir-q', type: 'search', value: text, autocomplete: 'off', spellcheck: 'false',
+      placeholder: 'Id or name, e.g. cust_1' });
+    const form = h('form', { class: 'inline', role: 'search', id: 'dir-search' },
+      h('label', { for: 'dir-q', class: 'vh' }, 'Search customers by the start of their id or name'), search,
+      h('button', { type: 'submit', class: 'primary' }, 'Search'));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      restart({ q: search.value.trim() });
+    });
+    const sortSel = h('select', { id: 'dir-sort', onchange: (e) => restart(e.target.value === 'id' ? { sort: 'id', meter: '' } : { sort: 'usage', meter: e.target.value }) },
+      h('option', { value: 'id', selected: !meter }, 'Customer id'),
+      cycle ? meters.map((m) => h('option', { value: m.name, selected: meter && m.name === meter.name }, m.name + ' this cycle')) : null);
+    const orderSel = h('select', { id: 'dir-order', onchange: (e) => restart({ order: e.target.value }) },
+      h('option', { value: 'desc', selected: order === 'desc' }, 'Highest first'),
+      h('option', { value: 'asc', selected: order === 'asc' }, 'Lowest first'));
+    const prev = h('button', { type: 'button', id: 'dir-prev', 'aria-disabled': directoryTrail.length || cursor ? null : 'true' }, 'Previous page');
+    const next = h('button', { type: 'button', id: 'dir-next', 'aria-disabled': 'true' }, 'Next page');
+    const pageNo = h('span', { class: 'meta', id: 'dir-page' }, 'Page ' + (cursor ? directoryTrail.length + 1 : 1));
+    const note = h('p', { class: 'meta', id: 'dir-note' });
+    const body = h('tbody', {});
+    const head = [h('th', {}, 'Customer'), h('th', {}, 'Name')];
+    if (meter) head.push(h('th', { class: 'num' }, meter.name + ', this cycle'), h('th', { class: 'num' }, 'Events'), h('th', {}, 'Cycle'));
+    mount(
+      h('h1', {}, 'Customers'),
+      note,
+      h('div', { class: 'controls' }, form, h('label', {}, 'Sort by', sortSel), meter ? h('label', {}, 'Order', orderSel) : null),
+      scrollBox('Customers', h('table', { id: 'directory', 'data-sort': meter ? 'usage' : 'id', 'data-meter': meter ? meter.name : null, 'data-order': meter ? order : null },
+        h('thead', {}, h('tr', {}, head)), body)),
+      h('div', { class: 'actions' }, prev, pageNo, next));
+
+    prev.addEventListener('click', () => {
+      if (prev.getAttribute('aria-disabled') === 'true') return;
+      setArgs({ cursor: directoryTrail.length ? directoryTrail.pop() : '' });
+    });
+    const params = meter ? { sort: 'usage', meter: meter.name, order, q: text, limit, cursor } : { q: text, limit, cursor };
+    return api('customers?' + q(params)).then((r) => {
+      if (gen !== S.gen) return;
+      const list = r.body || [];
+      body.replaceChildren(...list.map((c) => directoryRow(c, meter)));
+      if (!list.length) {
+        const why = text ? ['No customer matches \u201c' + text + '\u201d: no usage recorded for such a customer. ',
+          h('a', { href: '#/customer/' + encodeURIComponent(text) }, 'Open \u201c' + text + '\u201d anyway')]
+          : (meter ? 'No customer has usage recorded in this cycle yet.' : 'No usage recorded for any customer yet.');
+        body.append(h('tr', {}, h('td', { colspan: head.length, class: 'meta', id: 'dir-empty' }, why)));
+      }
+      if (r.next) {
+        next.removeAttribute('aria-disabled');
+        next.addEventListener('click', () => {
+          directoryTrail.push(cursor);
+          setArgs({ cursor: r.next });
+        });
+      }
+      const what = meter ? meter.name + ' (' + opText(meter) + ') in each customer\u2019s ' +
+        (cycle === 'billing' ? 'current billing cycle' : 'current calendar month (' + zone + ')') : '';
+      const asOf = list.length && list[0].usage ? ', as of the last aggregation run (read ' + fmtTime(Date.parse(list[0].usage.computedAt), 'clock') + ')' : '';
+      note.textContent = meter ? 'Customers with usage this cycle, by ' + what + asOf + '. Sorted by id, the directory lists every customer.'
+        : 'Every customer, by id: those with a profile and those seen through their events.' +
+          (cycle ? '' : ' Sorting by usage needs the billing or monthly period in the configuration.');
+      ready('customers');
+    }, (e) => { if (gen === S.gen) failed(e); });
+  }
+
+  function directoryRow(c, meter) {
+    const u = c.usage;
+    const cells = [h('td', {}, h('a', { href: '#/customer/' + encodeURIComponent(c.id) }, c.id)), h('td', {}, c.name || '')];
+    if (meter && u) {
+      const start = Date.parse(u.periodStart);
+      const end = Date.parse(u.periodEnd);
+      cells.push(h('td', { class: 'num value' }, fmtNum(u.value)), h('td', { class: 'num count' }, fmtNum(u.count)),
+        h('td', { class: 'when' }, fmtTime(start, 'day') + ' \u2013 ' + fmtTime(end, 'day')));
+    }
+    return h('tr', { 'data-customer': c.id, 'data-value': u ? u.value : null, 'data-count': u ? u.count : null }, cells);
+  }
+
+  // customerEntry opens a customer's page, or says plainly that no usage
+  // is recorded for an id the server does not know (GET /customers/{id}
+  // answers 404: neither a profile nor an event). A pinned key's page
+  // opens as it is: to it, 404 means another customer, "Not found".
+  function customerEntry(gen, seg, args) {
+    if (!seg[0] || (S.who && S.who.customer)) return customerPage(gen, seg, args);
+    return api('customers/' + encodeURIComponent(seg[0])).then(() => {
+      if (gen === S.gen) customerPage(gen, seg, args);
+    }, (e) => {
+      if (gen !== S.gen) return;
+      if (e.status === 404) unknownCustomer(seg[0]);
+      else customerPage(gen, seg, args);
+    });
+  }
+
+  function unknownCustomer(id) {
+    mount(h('h1', { 'data-customer': id }, 'Customer ', h('code', {}, id)),
+      h('div', { class: 'card', id: 'no-usage' },
+        h('h2', {}, 'No usage recorded'),
+        h('p', {}, 'No event has been received for the customer id \u201c', h('code', {}, id), '\u201d, and it has no profile. ' +
+          'Ids are compared exactly, capitals and spaces included. Once an event for it arrives, its usage shows here.'),
+        h('p', {}, h('a', { href: '#/customers?' + q({ q: id }) }, 'Search the customers for ids starting with \u201c' + id + '\u201d'))),
+      h('h2', {}, 'Open another customer'), customerLookup());
+    ready('customer-unknown');
   }
 
   // ---- Overview -----------------------------------------------------------------

@@ -97,7 +97,7 @@ func (c *calendar) profile(customer string) (*Customer, error) {
 	}
 	p := NewCustomer(customer)
 	if c.customers != nil {
-		found, err := c.customers.FindCustomer(c.ctx, customer)
+		found, err := c.customers.FindProfile(c.ctx, customer)
 		switch {
 		case err == nil:
 			p = found

@@ -152,6 +152,9 @@ type CustomerStore interface {
 	// times of its first and last events (those not yet aggregated
 	// included). ENOTFOUND when it has neither a profile nor an event.
 	FindCustomer(ctx context.Context, id string) (*Customer, error)
+	// FindProfile returns the customer's profile alone, without reading
+	// its events. ENOTFOUND when it has no profile.
+	FindProfile(ctx context.Context, id string) (*Customer, error)
 	// FindCustomers returns up to filter.Limit customers, profiles and
 	// customers seen only through events together, sorted by id, and the
 	// cursor of the next page ("" at the end). Their event times are not

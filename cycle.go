@@ -95,9 +95,11 @@ func (c *Customer) CycleKey(t time.Time, def *time.Location) (key string, start,
 }
 
 // CustomerSource finds the profiles of customers, for their billing
-// cycles: a CustomerStore is one.
+// cycles: a CustomerStore is one. The aggregator asks it about every
+// customer of a run: a profile is read alone, never the customer's
+// events.
 type CustomerSource interface {
-	FindCustomer(ctx context.Context, id string) (*Customer, error)
+	FindProfile(ctx context.Context, id string) (*Customer, error)
 }
 
 // SaveCustomer stores c's profile, keeping the history of its billing

@@ -119,7 +119,6 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	}
 	start := time.Now()
 	first := testNow.Truncate(24*time.Hour).AddDate(0, 0, -loadDays)
-	profiles := loadProfiles{}
 	for c := 0; c < n; c += loadAnchored {
 		anchor := time.Date(2025, 1, 1+c/loadAnchored%28, 0, 0, 0, 0, time.UTC)
 		p := &odometer.Customer{ID: loadCustomerID(c), Name: fmt.Sprintf("Customer %d", c), BillingAnchor: &anchor, UpdatedAt: first}
@@ -129,7 +128,6 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 		if err := s.PutCustomer(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		profiles[p.ID] = p
 	}
 	batch := make([]odometer.Event, 0, loadBatch)
 	flush := func() {
@@ -159,7 +157,7 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 	}
 	flush()
 	inserted := time.Since(start)
-	agg := &odometer.Aggregator{Store: s, Customers: profiles, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return testNow }}
+	agg := &odometer.Aggregator{Store: s, Customers: s, Config: func() *odometer.Config { return cfg }, Now: func() time.Time { return testNow }}
 	start = time.Now()
 	res, err := agg.Run(ctx)
 	if err != nil {
@@ -177,19 +175,6 @@ func loadStore(t *testing.T, cfg *odometer.Config, n int) string {
 }
 
 func loadCustomerID(c int) string { return fmt.Sprintf("cust_%06d", c) }
-
-// loadProfiles gives the aggregator the billing settings of the customers
-// with a profile. The store's FindCustomer has them too, but it also reads
-// the customer's events not yet aggregated, by a scan of them: before the
-// first run, the whole store, once per customer.
-type loadProfiles map[string]*odometer.Customer
-
-func (p loadProfiles) FindCustomer(_ context.Context, id string) (*odometer.Customer, error) {
-	if c, ok := p[id]; ok {
-		return c, nil
-	}
-	return nil, odometer.Errorf(odometer.ENOTFOUND, "Not found")
-}
 
 // byteCounter counts the bytes of the response bodies it serves, as sent
 // (compressed when they are).

@@ -60,6 +60,18 @@ func scanCustomer(row pgx.Row) (*odometer.Customer, error) {
 	return &c, nil
 }
 
+// FindProfile implements odometer.CustomerStore.
+func (s *Store) FindProfile(ctx context.Context, id string) (*odometer.Customer, error) {
+	c, err := scanCustomer(s.pool.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, odometer.Errorf(odometer.ENOTFOUND, "Not found")
+	case err != nil:
+		return nil, storeError("find profile", err)
+	}
+	return c, nil
+}
+
 // FindCustomer implements odometer.CustomerStore. The first and last
 // events are read from the buckets of the customer's first and last hours
 // (through the primary key, which starts with the customer) and from its

@@ -52,6 +52,18 @@ func scanCustomer(row interface{ Scan(...any) error }) (*odometer.Customer, erro
 	return &c, nil
 }
 
+// FindProfile implements odometer.CustomerStore.
+func (s *Store) FindProfile(ctx context.Context, id string) (*odometer.Customer, error) {
+	c, err := scanCustomer(s.read.QueryRowContext(ctx, `SELECT `+customerColumns+` FROM customers WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, odometer.Errorf(odometer.ENOTFOUND, "Not found")
+	case err != nil:
+		return nil, storeError("find profile", err)
+	}
+	return c, nil
+}
+
 // FindCustomer implements odometer.CustomerStore. The first and last
 // events are read from the buckets of the customer's first and last hours
 // (through the unique index on customer and hour) and from its events not

@@ -74,6 +74,18 @@ func TestCustomers_PutFind(t *testing.T) {
 		if c.FirstEventAt != nil || c.LastEventAt != nil {
 			t.Errorf("a customer without events has first %s, last %s", timeText(c.FirstEventAt), timeText(c.LastEventAt))
 		}
+		// The profile alone, as the aggregator reads it.
+		p, err := s.FindProfile(ctx, "cust_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name != c.Name || p.Timezone != c.Timezone || !p.BillingAnchor.Equal(*c.BillingAnchor) ||
+			p.BillingInterval != c.BillingInterval || string(p.Metadata) != string(c.Metadata) || !p.CreatedAt.Equal(t0) {
+			t.Errorf("FindProfile: %+v, want the profile of FindCustomer %+v", p, c)
+		}
+		if _, err := s.FindProfile(ctx, "cust_nobody"); odometer.ErrorCode(err) != odometer.ENOTFOUND {
+			t.Errorf("FindProfile of an unknown customer: %v, want ENOTFOUND", err)
+		}
 
 		// Replaced whole: what the new profile omits goes back to its default.
 		t1 := t0.Add(time.Hour)
@@ -121,6 +133,9 @@ func TestCustomers_EventTimes(t *testing.T) {
 			}
 		}
 		check("before aggregation", first, last)
+		if _, err := s.FindProfile(ctx, "cust_ev"); odometer.ErrorCode(err) != odometer.ENOTFOUND {
+			t.Errorf("FindProfile of a customer seen only through events: %v, want ENOTFOUND", err)
+		}
 		if _, err := agg.Run(ctx); err != nil {
 			t.Fatal(err)
 		}

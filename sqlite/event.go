@@ -305,6 +305,10 @@ func (t *ingestTx) confirm(seqs []int64, ids []string, cands []hit, out map[stri
 					}
 				}
 			}
+			// Step answers false at the end and on an error alike.
+			if err := st.Err(); err != nil {
+				return err
+			}
 			if err := st.Reset(); err != nil {
 				return err
 			}

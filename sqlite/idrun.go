@@ -480,7 +480,12 @@ func (r *idRun) find(h uint64, seqs []int64, buf []byte) (_ []int64, err error) 
 	if r.data != nil {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 		defer func() {
-			if recover() != nil {
+			// Only a fault reading the mapping is damage; anything else
+			// is a bug, and goes on as a panic.
+			if v := recover(); v != nil {
+				if _, fault := v.(interface{ Addr() uintptr }); !fault {
+					panic(v)
+				}
 				r.damaged.Store(true)
 				err = fmt.Errorf("%w: %s, block %d unreadable", errDamaged, filepath.Base(r.path), b)
 			}
@@ -512,9 +517,15 @@ func (r *idRun) firstAtLeast(b int, blk []byte, h uint64) int {
 	if b+1 < len(r.first) {
 		hi = r.first[b+1]
 	}
+	// In the last block h may be far above its last hash: the guess is
+	// clamped as a float, before a conversion that could overflow.
 	k := 0
 	if h > lo && hi > lo {
-		k = min(int(float64(h-lo)/float64(hi-lo)*float64(n)), n-1)
+		if x := float64(h-lo) / float64(hi-lo) * float64(n); x < float64(n-1) {
+			k = int(x)
+		} else {
+			k = n - 1
+		}
 	}
 	if at(k) >= h {
 		for k > 0 && at(k-1) >= h {

@@ -161,3 +161,42 @@ func TestIDRun_Find(t *testing.T) {
 		}
 	}
 }
+
+// TestIDRun_FindPastTheLastBlock: a hash far above the last block's hashes,
+// when they lie close together, is simply not there, mapped or read with
+// pread: the guess inside the block does not overflow.
+func TestIDRun_FindPastTheLastBlock(t *testing.T) {
+	w, err := newIDRunWriter(t.TempDir(), 1, blockEntries+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range blockEntries {
+		if err := w.add(pair{h: uint64(i + 1), seq: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, h := range []uint64{1 << 40, 1<<40 + 1} {
+		if err := w.add(pair{h: h, seq: int64(blockEntries + 1 + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := w.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.close()
+	buf := make([]byte, blockBytes)
+	for _, mapped := range []bool{true, false} {
+		if !mapped {
+			run.unmapFile()
+		}
+		for _, h := range []uint64{math.MaxUint64 - 5, math.MaxUint64, 1<<40 + 2} {
+			if got, err := run.find(h, nil, buf); err != nil || len(got) != 0 {
+				t.Errorf("mapped %v, hash %d: %v, %v; want nothing", mapped, h, got, err)
+			}
+		}
+		if got, err := run.find(1<<40+1, nil, buf); err != nil || !slices.Equal(got, []int64{blockEntries + 2}) {
+			t.Errorf("mapped %v: the last hash: %v, %v", mapped, got, err)
+		}
+	}
+}

@@ -33,6 +33,9 @@ type UsageCycle struct {
 	Key string
 	// Start is the first instant; End the first instant after it.
 	Start, End time.Time
+	// Location is the cycle's zone, whose days its key and dates are: the
+	// customer's for a billing cycle, the configuration's for a month.
+	Location *time.Location
 }
 
 // CustomerUsage is a customer's usage of one meter in its current cycle.
@@ -75,7 +78,14 @@ func RankUsage(cfg *Config, aggs []CycleAggregation) map[string]UsageRanking {
 	}
 	for _, ca := range aggs {
 		a := ca.Aggregation
-		cyc := &UsageCycle{Key: a.PeriodKey, Start: a.PeriodStart, End: a.PeriodEnd}
+		cyc := &UsageCycle{Key: a.PeriodKey, Start: a.PeriodStart, End: a.PeriodEnd, Location: cfg.Location}
+		if a.Period == Billing {
+			p := ca.Profile
+			if p == nil {
+				p = NewCustomer(a.CustomerID)
+			}
+			_, _, cyc.Location = p.cycleAt(a.PeriodStart, cfg.Location)
+		}
 		for i, name := range names {
 			u := CustomerUsage{CustomerID: a.CustomerID, Cycle: cyc, Profile: ca.Profile}
 			m := meters[i]

@@ -24,6 +24,8 @@ type UsageRecord struct {
 	PeriodKey   string      `json:"periodKey"`
 	PeriodStart string      `json:"periodStart"`
 	PeriodEnd   string      `json:"periodEnd"`
+	// Timezone is the cycle's zone: the customer's for a billing cycle.
+	Timezone string `json:"timezone"`
 	// ComputedAt is when the ranking was read from the aggregations.
 	ComputedAt string `json:"computedAt"`
 }
@@ -87,7 +89,7 @@ func (s *Server) customersByUsage(w http.ResponseWriter, r *http.Request, f odom
 		out[i] = toCustomerJSON(c)
 		out[i].Usage = &UsageRecord{Meter: m.Name, Op: m.Op, Value: u.Value, Count: u.Count, Period: string(period),
 			PeriodKey: u.Cycle.Key, PeriodStart: odometer.FormatTime(u.Cycle.Start), PeriodEnd: odometer.FormatTime(odometer.LastMilli(u.Cycle.End)),
-			ComputedAt: odometer.FormatTime(at)}
+			Timezone: u.Cycle.Location.String(), ComputedAt: odometer.FormatTime(at)}
 	}
 	if next != "" {
 		w.Header().Set("X-Next-Cursor", next)

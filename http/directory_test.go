@@ -30,6 +30,7 @@ type usageRow struct {
 		PeriodKey   string  `json:"periodKey"`
 		PeriodStart string  `json:"periodStart"`
 		PeriodEnd   string  `json:"periodEnd"`
+		Timezone    string  `json:"timezone"`
 	} `json:"usage"`
 }
 
@@ -171,7 +172,7 @@ func TestCustomersByUsage(t *testing.T) {
 func TestCustomersByUsage_Periods(t *testing.T) {
 	ts := MustOpenServerConfig(t, func(tb testing.TB) odometer.Store { return storetest.OpenSQLite(tb) },
 		strings.Replace(directoryConfig, `["daily", "monthly"]`, `["daily", "monthly", "billing"]`, 1))
-	ts.MustDo(t, 200, "PUT", "/customers/anchored", ts.AdminKey, `{"billingAnchor": "2025-06-10T00:00:00Z"}`)
+	ts.MustDo(t, 200, "PUT", "/customers/anchored", ts.AdminKey, `{"billingAnchor": "2025-06-10T00:00:00+09:00", "timezone": "Asia/Tokyo"}`)
 	ts.MustDo(t, 201, "POST", "/usagebatch", ts.IngestKey, `[
 		{"eventType": "api.calls", "customerId": "anchored", "value": 7, "timestamp": "2026-01-09T08:00:00Z"},
 		{"eventType": "api.calls", "customerId": "anchored", "value": 3, "timestamp": "2026-01-10T08:00:00Z"},
@@ -181,9 +182,11 @@ func TestCustomersByUsage_Periods(t *testing.T) {
 	ts.MustDo(t, 200, "GET", "/customers?sort=usage&meter=api.calls", ts.ReadKey, "").Decode(t, &rows)
 	var got []string
 	for _, r := range rows {
-		got = append(got, fmt.Sprintf("%s=%v %s %s..%s", r.ID, r.Usage.Value, r.Usage.Period, r.Usage.PeriodStart, r.Usage.PeriodEnd))
+		got = append(got, fmt.Sprintf("%s=%v %s %s..%s %s", r.ID, r.Usage.Value, r.Usage.Period, r.Usage.PeriodStart, r.Usage.PeriodEnd, r.Usage.Timezone))
 	}
-	want := "calendar=4 billing 2026-01-01T00:00:00.000Z..2026-01-31T23:59:59.999Z | anchored=3 billing 2026-01-10T00:00:00.000Z..2026-02-09T23:59:59.999Z"
+	// The anchored customer's cycle runs from the 10th in Tokyo (15:00 the
+	// day before in UTC): the event of 08:00 UTC on the 9th is before it.
+	want := "calendar=4 billing 2026-01-01T00:00:00.000Z..2026-01-31T23:59:59.999Z UTC | anchored=3 billing 2026-01-09T15:00:00.000Z..2026-02-09T14:59:59.999Z Asia/Tokyo"
 	if strings.Join(got, " | ") != want {
 		t.Errorf("billing cycles:\n got %s\nwant %s", strings.Join(got, " | "), want)
 	}

@@ -770,6 +770,9 @@
     const order = args.get('order') === 'asc' ? 'asc' : 'desc';
     const text = (args.get('q') || '').trim();
     const cursor = args.get('cursor') || '';
+    // The first page has no page before it, however it was reached (the
+    // nav's link, or back to it).
+    if (!cursor) directoryTrail.length = 0;
     const limit = Math.min(1000, Math.max(1, Math.floor(Number(args.get('limit'))) || 50));
     const setArgs = (changes) => {
       const a = new URLSearchParams(args);
@@ -848,10 +851,8 @@
     const u = c.usage;
     const cells = [h('td', {}, h('a', { href: '#/customer/' + encodeURIComponent(c.id) }, c.id)), h('td', {}, c.name || '')];
     if (meter && u) {
-      const start = Date.parse(u.periodStart);
-      const end = Date.parse(u.periodEnd);
       cells.push(h('td', { class: 'num value' }, fmtNum(u.value)), h('td', { class: 'num count' }, fmtNum(u.count)),
-        h('td', { class: 'when' }, fmtTime(start, 'day') + ' \u2013 ' + fmtTime(end, 'day')));
+        h('td', { class: 'when' }, daysText(u.periodStart, u.periodEnd, u.timezone || zone)));
     }
     return h('tr', { 'data-customer': c.id, 'data-value': u ? u.value : null, 'data-count': u ? u.count : null }, cells);
   }

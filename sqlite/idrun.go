@@ -35,8 +35,7 @@ import (
 //	         CRC-32C of meta and trailer (uint32), magic (4 bytes)
 //
 // Every byte is checked before it is used: the meta and trailer when the
-// run is opened, a block the first time it is read (each time, where the
-// file is read with pread rather than mapped). A run that fails a check is
+// run is opened, a block each time it is read. A run that fails a check is
 // never trusted: it is rebuilt from the events table.
 type idRun struct {
 	from, to int64
@@ -47,11 +46,7 @@ type idRun struct {
 	parts    []runPart
 	first    []uint64 // first hash of each block
 	sums     []uint32 // CRC-32C of each block
-	// checked has a bit for each block of a mapped run found to match its
-	// CRC: the file never changes once written, so a block is checked the
-	// first time it is read, not at every look-up.
-	checked []atomic.Uint64
-	damaged atomic.Bool
+	damaged  atomic.Bool
 }
 
 type runPart struct {
@@ -432,9 +427,10 @@ func (r *idRun) blockLen(b int) int {
 	return blockEntries
 }
 
-// block returns block b, checked against its CRC the first time it is
-// read: from the mapped file, in place (the caller guards against a fault,
-// see find), or read into buf.
+// block returns block b, checked against its CRC at every read (a block
+// damaged after an earlier read is never trusted): from the mapped file,
+// in place, with no copy (the caller guards against a fault, see find),
+// or read into buf.
 func (r *idRun) block(b int, buf []byte) ([]byte, error) {
 	n := r.blockLen(b) * pairBytes
 	off := int64(b) * blockBytes
@@ -445,9 +441,6 @@ func (r *idRun) block(b int, buf []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s, block %d", errDamaged, filepath.Base(r.path), b)
 		}
 		blk = r.data[off : off+int64(n)]
-		if r.checked[b/64].Load()&(1<<(b%64)) != 0 {
-			return blk, nil
-		}
 	} else {
 		blk = buf[:n]
 		if _, err := r.f.ReadAt(blk, off); err != nil {
@@ -457,9 +450,6 @@ func (r *idRun) block(b int, buf []byte) ([]byte, error) {
 	if crc32.Checksum(blk, castagnoli) != r.sums[b] {
 		r.damaged.Store(true)
 		return nil, fmt.Errorf("%w: %s, block %d", errDamaged, filepath.Base(r.path), b)
-	}
-	if r.data != nil {
-		r.checked[b/64].Or(1 << (b % 64))
 	}
 	return blk, nil
 }

@@ -2,10 +2,7 @@
 
 package sqlite
 
-import (
-	"sync/atomic"
-	"syscall"
-)
+import "syscall"
 
 // mapFile maps a run's file read-only, so that reading a block is a copy
 // from memory rather than a system call. A run's file never changes once
@@ -18,7 +15,6 @@ func (r *idRun) mapFile() {
 	data, err := syscall.Mmap(int(r.f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err == nil {
 		r.data = data
-		r.checked = make([]atomic.Uint64, (len(r.first)+63)/64)
 	}
 }
 

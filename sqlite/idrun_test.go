@@ -101,8 +101,7 @@ func TestIDRun_BlockAfter(t *testing.T) {
 
 // TestIDRun_Find: every seq of a hash is found, and none of another, in a
 // run of random hashes with some shared by several ids (across blocks
-// too), and hashes at the ends of the range, read twice (checked, then in
-// place).
+// too), and hashes at the ends of the range, each read twice.
 func TestIDRun_Find(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var pairs []pair
@@ -198,5 +197,46 @@ func TestIDRun_FindPastTheLastBlock(t *testing.T) {
 		if got, err := run.find(1<<40+1, nil, buf); err != nil || !slices.Equal(got, []int64{blockEntries + 2}) {
 			t.Errorf("mapped %v: the last hash: %v, %v", mapped, got, err)
 		}
+	}
+}
+
+// TestIDRun_DamagedAfterARead: a block damaged after it was read (a disk
+// failing while the server runs) is found damaged at its next read, mapped
+// or not, never searched as if whole: a hash it lost would be taken for a
+// new id, and stored twice.
+func TestIDRun_DamagedAfterARead(t *testing.T) {
+	for _, mapped := range []bool{true, false} {
+		w, err := newIDRunWriter(t.TempDir(), 1, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uint64(1); i <= 1000; i++ {
+			if err := w.add(pair{h: i << 40, seq: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run, err := w.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !mapped {
+			run.unmapFile()
+		}
+		buf := make([]byte, blockBytes)
+		if got, err := run.find(1<<40, nil, buf); err != nil || !slices.Equal(got, []int64{1}) {
+			t.Fatalf("mapped %v, before the damage: %v, %v", mapped, got, err)
+		}
+		f, err := os.OpenFile(run.path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{0x5a}, 5); err != nil { // the first pair's hash
+			t.Fatal(err)
+		}
+		f.Close()
+		if got, err := run.find(1<<40, nil, buf); !errors.Is(err, errDamaged) {
+			t.Errorf("mapped %v, after the damage: %v, %v; want errDamaged", mapped, got, err)
+		}
+		run.close()
 	}
 }

@@ -286,11 +286,13 @@ func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHo
 
 // FindCycleAggregations implements odometer.AggregationStore: a range of
 // the index of the open aggregations (period, then end), and each
-// customer's profile by its key.
+// customer's profile by its key (its columns as scanCustomer reads them;
+// an id of ” for a customer without one).
 func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at time.Time) ([]odometer.CycleAggregation, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.customer_id, a.period_key, a.period_start, a.period_end, a.states,
-			c.id IS NOT NULL, coalesce(c.name, ''), coalesce(c.timezone, ''), c.billing_anchor, coalesce(c.billing_interval, ''),
-			coalesce(c.metadata, '{}'), c.created_at, c.updated_at, coalesce(c.billing_history, '[]')
+			coalesce(c.id, ''), coalesce(c.name, ''), coalesce(c.timezone, ''), c.billing_anchor, coalesce(c.billing_interval, ''),
+			coalesce(c.metadata, '{}'), coalesce(c.created_at, to_timestamp(0)), coalesce(c.updated_at, to_timestamp(0)),
+			coalesce(c.billing_history, '[]')
 		FROM aggregations a LEFT JOIN customers c ON c.id = a.customer_id
 		WHERE NOT a.complete AND a.period = $1 AND a.period_end > $2 AND a.period_start <= $2`, string(p), ms(at))
 	if err != nil {
@@ -300,13 +302,9 @@ func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at
 	var out []odometer.CycleAggregation
 	for rows.Next() {
 		a := &odometer.Aggregation{Period: p}
-		var c odometer.Customer
 		var states []byte
-		var hasProfile bool
-		var created, updated *time.Time
-		var interval, meta, history string
-		if err := rows.Scan(&a.CustomerID, &a.PeriodKey, &a.PeriodStart, &a.PeriodEnd, &states, &hasProfile, &c.Name, &c.Timezone,
-			&c.BillingAnchor, &interval, &meta, &created, &updated, &history); err != nil {
+		c, err := scanCustomer(scanAfter{rows, []any{&a.CustomerID, &a.PeriodKey, &a.PeriodStart, &a.PeriodEnd, &states}})
+		if err != nil {
 			return nil, storeError("find cycle aggregations", err)
 		}
 		a.PeriodStart, a.PeriodEnd = a.PeriodStart.UTC(), a.PeriodEnd.UTC()
@@ -314,15 +312,20 @@ func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at
 			return nil, storeError("find cycle aggregations", err)
 		}
 		ca := odometer.CycleAggregation{Aggregation: a}
-		if hasProfile {
-			c.ID, c.BillingAnchor, c.BillingInterval, c.Metadata = a.CustomerID, utc(c.BillingAnchor), odometer.BillingInterval(interval), []byte(meta)
-			c.CreatedAt, c.UpdatedAt = created.UTC(), updated.UTC()
-			if c.BillingHistory, err = odometer.DecodeBillingHistory(history); err != nil {
-				return nil, storeError("find cycle aggregations", err)
-			}
-			ca.Profile = &c
+		if c.ID != "" {
+			ca.Profile = c
 		}
 		out = append(out, ca)
 	}
 	return out, storeError("find cycle aggregations", rows.Err())
 }
+
+// scanAfter scans a row into first, then into what its Scan is given: a
+// row that holds other columns before those of a reader such as
+// scanCustomer.
+type scanAfter struct {
+	row   pgx.Row
+	first []any
+}
+
+func (s scanAfter) Scan(dest ...any) error { return s.row.Scan(append(s.first, dest...)...) }

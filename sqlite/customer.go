@@ -250,10 +250,11 @@ func (s *Store) FindCustomerUsage(ctx context.Context, customerID string, fromHo
 
 // FindCycleAggregations implements odometer.AggregationStore: a range of
 // the index of the open aggregations (period, then end), and each
-// customer's profile by its key.
+// customer's profile by its key (its columns as scanCustomer reads them;
+// an id of ” for a customer without one).
 func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at time.Time) ([]odometer.CycleAggregation, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT a.customer_id, a.period_key, a.period_start, a.period_end, a.states,
-			c.id IS NOT NULL, coalesce(c.name, ''), coalesce(c.timezone, ''), c.billing_anchor, coalesce(c.billing_interval, ''),
+			coalesce(c.id, ''), coalesce(c.name, ''), coalesce(c.timezone, ''), c.billing_anchor, coalesce(c.billing_interval, ''),
 			coalesce(c.metadata, '{}'), coalesce(c.created_at, 0), coalesce(c.updated_at, 0), coalesce(c.billing_history, '[]')
 		FROM aggregations a LEFT JOIN customers c ON c.id = a.customer_id
 		WHERE a.complete = 0 AND a.period = ?1 AND a.period_end > ?2 AND a.period_start <= ?2`, string(p), ms(at))
@@ -264,14 +265,10 @@ func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at
 	var out []odometer.CycleAggregation
 	for rows.Next() {
 		a := &odometer.Aggregation{Period: p}
-		var c odometer.Customer
-		var start, end, created, updated int64
+		var start, end int64
 		var states []byte
-		var hasProfile bool
-		var anchor sql.NullInt64
-		var interval, meta, history string
-		if err := rows.Scan(&a.CustomerID, &a.PeriodKey, &start, &end, &states, &hasProfile, &c.Name, &c.Timezone, &anchor, &interval,
-			&meta, &created, &updated, &history); err != nil {
+		c, err := scanCustomer(scanAfter{rows, []any{&a.CustomerID, &a.PeriodKey, &start, &end, &states}})
+		if err != nil {
 			return nil, storeError("find cycle aggregations", err)
 		}
 		a.PeriodStart, a.PeriodEnd = fromMS(start), fromMS(end)
@@ -279,15 +276,20 @@ func (s *Store) FindCycleAggregations(ctx context.Context, p odometer.Period, at
 			return nil, storeError("find cycle aggregations", err)
 		}
 		ca := odometer.CycleAggregation{Aggregation: a}
-		if hasProfile {
-			c.ID, c.BillingAnchor, c.BillingInterval, c.Metadata = a.CustomerID, fromNullMS(anchor), odometer.BillingInterval(interval), []byte(meta)
-			c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
-			if c.BillingHistory, err = odometer.DecodeBillingHistory(history); err != nil {
-				return nil, storeError("find cycle aggregations", err)
-			}
-			ca.Profile = &c
+		if c.ID != "" {
+			ca.Profile = c
 		}
 		out = append(out, ca)
 	}
 	return out, storeError("find cycle aggregations", rows.Err())
 }
+
+// scanAfter scans a row into first, then into what its Scan is given: a
+// row that holds other columns before those of a reader such as
+// scanCustomer.
+type scanAfter struct {
+	row   interface{ Scan(...any) error }
+	first []any
+}
+
+func (s scanAfter) Scan(dest ...any) error { return s.row.Scan(append(s.first, dest...)...) }

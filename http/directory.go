@@ -108,9 +108,7 @@ func (s *Server) usageRanking(ctx context.Context, cfg *odometer.Config, period 
 	c := &s.ui.directory
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	age := now.Sub(c.at)
-	fresh := c.ranking != nil && c.cfg == cfg && c.period == period && !now.Before(c.at) && now.Before(c.ends) &&
-		(age < totalsTTL || (age < totalsMaxAge && c.watermark == run.Watermark && !run.InProgress()))
+	fresh := c.ranking != nil && c.cfg == cfg && c.period == period && now.Before(c.ends) && reusable(c.at, c.watermark, run, now)
 	if fresh {
 		return c.ranking, c.at, nil
 	}

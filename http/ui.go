@@ -323,8 +323,8 @@ func (s *Server) readStoreStats(ctx context.Context, cfg *odometer.Config, now t
 		return nil, err
 	}
 	st.watermark = run.Watermark
-	if prev != nil && prev.cfg == cfg && !now.Before(prev.rankedAt) && now.Sub(prev.rankedAt) < totalsMaxAge && prev.watermark == run.Watermark &&
-		!run.InProgress() && prev.month != nil && odometer.Monthly.Key(now.In(cfg.Location)) == prev.month.PeriodKey {
+	if prev != nil && prev.cfg == cfg && unchangedSince(prev.rankedAt, prev.watermark, run, now) &&
+		prev.month != nil && odometer.Monthly.Key(now.In(cfg.Location)) == prev.month.PeriodKey {
 		st.rankedAt, st.month, st.customers, st.top, st.monthlyNote = prev.rankedAt, prev.month, prev.customers, prev.top, prev.monthlyNote
 		return st, nil
 	}

@@ -29,6 +29,20 @@ const (
 	totalsMaxAge = 5 * time.Minute
 )
 
+// unchangedSince reports whether an answer read from the aggregations at
+// at, when the run state's watermark was watermark, still holds at now: no
+// aggregation run has folded events since (the watermark has not moved,
+// and none is in progress), for up to totalsMaxAge.
+func unchangedSince(at time.Time, watermark int64, run odometer.RunState, now time.Time) bool {
+	return !now.Before(at) && now.Sub(at) < totalsMaxAge && watermark == run.Watermark && !run.InProgress()
+}
+
+// reusable reports whether an answer read at at may be given again at now:
+// for totalsTTL whatever happened since, and then while unchangedSince.
+func reusable(at time.Time, watermark int64, run odometer.RunState, now time.Time) bool {
+	return (!now.Before(at) && now.Sub(at) < totalsTTL) || unchangedSince(at, watermark, run, now)
+}
+
 // maxTotalsCached bounds the answers GET /stats/usage keeps.
 const maxTotalsCached = 32
 
@@ -156,8 +170,7 @@ func (s *Server) handleStatsUsage(w http.ResponseWriter, r *http.Request) {
 	s.ui.totals.mu.Lock()
 	defer s.ui.totals.mu.Unlock()
 	ans := s.ui.totals.m[key]
-	fresh := ans != nil && !now.Before(ans.at) &&
-		(now.Sub(ans.at) < totalsTTL || (now.Sub(ans.at) < totalsMaxAge && ans.watermark == run.Watermark && !run.InProgress()))
+	fresh := ans != nil && reusable(ans.at, ans.watermark, run, now)
 	if !fresh {
 		if ans, err = s.readTotals(r.Context(), cfg, m, period, *from, *to, now); err != nil {
 			s.writeError(w, r, err)

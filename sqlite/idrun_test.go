@@ -14,19 +14,11 @@ import (
 // or by a failing disk) is reported damaged on the next read of a block
 // past the cut, never a crash of the process.
 func TestIDRun_CutUnderTheMap(t *testing.T) {
-	w, err := newIDRunWriter(t.TempDir(), 1, 100_000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var pairs []pair
 	for i := uint64(1); i <= 100_000; i++ {
-		if err := w.add(pair{h: i * 2654435761, seq: int64(i)}); err != nil {
-			t.Fatal(err)
-		}
+		pairs = append(pairs, pair{h: i * 2654435761, seq: int64(i)})
 	}
-	r, err := w.finish()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustWriteRun(t, pairs)
 	defer r.close()
 	buf := make([]byte, blockBytes)
 	last := r.first[len(r.first)-1]
@@ -36,7 +28,7 @@ func TestIDRun_CutUnderTheMap(t *testing.T) {
 	if err := os.Truncate(r.path, blockBytes); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.find(last, nil, buf)
+	_, err := r.find(last, nil, buf)
 	if r.data != nil && !errors.Is(err, errDamaged) {
 		t.Fatalf("a block past the cut: %v, want errDamaged", err)
 	}
@@ -125,20 +117,7 @@ func TestIDRun_Find(t *testing.T) {
 	for _, p := range pairs {
 		want[p.h] = append(want[p.h], p.seq)
 	}
-	slices.SortFunc(pairs, comparePairs)
-	w, err := newIDRunWriter(t.TempDir(), 1, seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pairs {
-		if err := w.add(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run, err := w.finish()
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := mustWriteRun(t, pairs)
 	defer run.close()
 	buf := make([]byte, blockBytes)
 	asks := []uint64{1, math.MaxUint64 - 1}
@@ -165,24 +144,14 @@ func TestIDRun_Find(t *testing.T) {
 // when they lie close together, is simply not there, mapped or read with
 // pread: the guess inside the block does not overflow.
 func TestIDRun_FindPastTheLastBlock(t *testing.T) {
-	w, err := newIDRunWriter(t.TempDir(), 1, blockEntries+2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var pairs []pair
 	for i := range blockEntries {
-		if err := w.add(pair{h: uint64(i + 1), seq: int64(i + 1)}); err != nil {
-			t.Fatal(err)
-		}
+		pairs = append(pairs, pair{h: uint64(i + 1), seq: int64(i + 1)})
 	}
 	for i, h := range []uint64{1 << 40, 1<<40 + 1} {
-		if err := w.add(pair{h: h, seq: int64(blockEntries + 1 + i)}); err != nil {
-			t.Fatal(err)
-		}
+		pairs = append(pairs, pair{h: h, seq: int64(blockEntries + 1 + i)})
 	}
-	run, err := w.finish()
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := mustWriteRun(t, pairs)
 	defer run.close()
 	buf := make([]byte, blockBytes)
 	for _, mapped := range []bool{true, false} {
@@ -206,19 +175,11 @@ func TestIDRun_FindPastTheLastBlock(t *testing.T) {
 // new id, and stored twice.
 func TestIDRun_DamagedAfterARead(t *testing.T) {
 	for _, mapped := range []bool{true, false} {
-		w, err := newIDRunWriter(t.TempDir(), 1, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var pairs []pair
 		for i := uint64(1); i <= 1000; i++ {
-			if err := w.add(pair{h: i << 40, seq: int64(i)}); err != nil {
-				t.Fatal(err)
-			}
+			pairs = append(pairs, pair{h: i << 40, seq: int64(i)})
 		}
-		run, err := w.finish()
-		if err != nil {
-			t.Fatal(err)
-		}
+		run := mustWriteRun(t, pairs)
 		if !mapped {
 			run.unmapFile()
 		}
@@ -239,4 +200,19 @@ func TestIDRun_DamagedAfterARead(t *testing.T) {
 		}
 		run.close()
 	}
+}
+
+// mustWriteRun writes pairs as a run of a new folder, covering seqs 1 to
+// the highest of them.
+func mustWriteRun(t *testing.T, pairs []pair) *idRun {
+	t.Helper()
+	var to int64
+	for _, p := range pairs {
+		to = max(to, p.seq)
+	}
+	r, err := writeIDRun(t.TempDir(), 1, to, pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -18,14 +18,13 @@ import (
 // configured; else monthly, the calendar month in the configuration's
 // zone. EINVALID when neither is configured.
 func (c *Config) CyclePeriod() (Period, error) {
-	has := func(p Period) bool { return slices.Contains(c.Periods, p) }
 	switch {
-	case has(Billing):
+	case hasPeriod(c, Billing):
 		return Billing, nil
-	case has(Monthly):
+	case hasPeriod(c, Monthly):
 		return Monthly, nil
 	}
-	return "", Errorf(EINVALID, "sort=usage needs the billing or the monthly period in the configuration's periods: the cycle's usage comes from their aggregations")
+	return "", Errorf(EINVALID, "usage this cycle needs the billing or the monthly period in the configuration's periods: it comes from their aggregations")
 }
 
 // UsageCycle is a customer's current cycle, as its aggregation has it.
